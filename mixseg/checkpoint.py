@@ -1,0 +1,211 @@
+"""The backbone file: the one contract between stage 1 (pretraining) and stage 2 (transfer).
+
+A backbone file is a ``.safetensors`` file holding the backbone weights (no classifier head) in the timm
+model's key layout (our PVT v1 keeps the original PVT layout), with header metadata::
+
+    format=mixseg-backbone, format_version, arch, img_size, patch_size, method, epochs, top1,
+    source_config, mixseg_version
+
+Safetensors holds no pickled code, so reading a backbone file can never execute anything. Stage 2 also
+accepts official timm/DeiT/PVT ``.pth`` files and mmengine checkpoints (``state_dict`` with a ``backbone.``
+prefix); those are read with ``torch.load(weights_only=True)``.
+
+Everything that reads or writes weights goes through this module, so the rules (safe loading, atomic
+writes, strict matching with a precise error) hold in one place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+
+FORMAT = 'mixseg-backbone'
+FORMAT_VERSION = 1
+META_KEYS = ('arch', 'img_size', 'patch_size', 'method', 'epochs', 'top1', 'source_config')
+
+# Keys under which known checkpoint formats nest the weights, in the order they are tried.
+# timm/DeiT release files: 'model' (DeiT), 'state_dict' (timm train script), 'state_dict_ema';
+# mmengine: 'state_dict'. PVT release files are flat.
+_NESTED_KEYS = ('state_dict', 'model', 'module', 'state_dict_ema', 'model_ema')
+# Prefixes stripped from foreign keys: mmengine/mmseg/mmdet wrap the backbone as 'backbone.',
+# DDP adds 'module.'; our stage-1 MixClassifier stores the timm model under 'model.'.
+_PREFIXES = ('module.', 'backbone.', 'model.')
+
+
+class CheckpointError(RuntimeError):
+    """A weight file that cannot be read or does not fit; the message names the file."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A weight file whose keys/shapes do not match the model it is loaded into."""
+
+    def __init__(self, source, missing, unexpected, mismatched, model_name=''):
+        self.source, self.missing, self.unexpected, self.mismatched = source, missing, unexpected, mismatched
+        lines = [f'{source}: weights do not fit {model_name or "the model"}']
+        if missing:
+            lines.append(f'  missing keys ({len(missing)}): {_short(missing)}')
+        if unexpected:
+            lines.append(f'  unexpected keys ({len(unexpected)}): {_short(unexpected)}')
+        for key, got, want in mismatched:
+            lines.append(f'  shape mismatch: {key}: file {tuple(got)} vs model {tuple(want)}')
+        lines.append('  (is the file from another architecture or embedding size? nothing was loaded)')
+        super().__init__('\n'.join(lines))
+
+
+def _short(keys, n=12):
+    keys = list(keys)
+    return ', '.join(keys[:n]) + (f', ... (+{len(keys) - n} more)' if len(keys) > n else '')
+
+
+@dataclass
+class BackboneFile:
+    state_dict: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> str | None:
+        return self.meta.get('arch')
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result onto ``path``.
+
+    The temporary file lives in the destination folder (rename is atomic only within one file system);
+    a killed or failing write leaves the previous ``path`` untouched and removes its temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            f.write(text)
+    return atomic_write(path, write)
+
+
+def save_backbone_file(path, state_dict: Mapping[str, torch.Tensor], *, arch: str, img_size, patch_size,
+                       method: str | None = None, epochs: int | None = None, top1: float | None = None,
+                       source_config: str | None = None, **extra) -> Path:
+    """Write a backbone file atomically. Values of the metadata are stored JSON-encoded."""
+    from safetensors.torch import save_file
+
+    from . import __version__
+    tensors = {k: v.detach().to('cpu').contiguous() for k, v in state_dict.items()}
+    if not tensors:
+        raise CheckpointError(f'{path}: refusing to write a backbone file without weights')
+    meta = dict(format=FORMAT, format_version=FORMAT_VERSION, arch=arch, img_size=img_size,
+                patch_size=patch_size, method=method, epochs=epochs, top1=top1,
+                source_config=source_config, mixseg_version=__version__, **extra)
+    header = {k: json.dumps(v) for k, v in meta.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def load_backbone_file(path) -> BackboneFile:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: backbone file not found')
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            header = f.metadata() or {}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f'{path}: not a readable safetensors file ({e})') from e
+    meta = {}
+    for k, v in header.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    if meta.get('format') not in (None, FORMAT):
+        raise CheckpointError(f'{path}: format {meta.get("format")!r} is not {FORMAT!r}')
+    return BackboneFile(state_dict, meta)
+
+
+def _unwrap(obj, path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _NESTED_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                return _unwrap(obj[key], path)
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise CheckpointError(f'{path}: no state dict found (looked for tensors at the top level and under '
+                          f'{", ".join(_NESTED_KEYS)})')
+
+
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = _PREFIXES):
+    """Strip wrapper prefixes; keys under a known prefix win over others (mmengine checkpoints of a
+    whole segmentor keep only the ``backbone.`` part)."""
+    out = dict(state_dict)
+    for prefix in prefixes:
+        inner = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+        if inner:
+            out = inner
+    return out
+
+
+def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read any supported weight file into ``(state_dict, meta)`` with wrapper prefixes removed.
+
+    ``.safetensors``: a backbone file (metadata in ``meta``). Anything else: ``torch.load`` with
+    ``weights_only=True`` (a pickle carrying code is refused by torch), unwrapped from the known nesting
+    keys; ``meta`` then holds the non-tensor top-level entries mmengine stores (``meta``) if present.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: weight file not found')
+    if path.suffix == '.safetensors':
+        bf = load_backbone_file(path)
+        return strip_prefixes(bf.state_dict), bf.meta
+    import mixseg.safe_load  # noqa: F401  (allow-list for mmengine checkpoints)
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError/RuntimeError/EOFError/zipfile errors
+        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+    meta = dict(obj.get('meta') or {}) if isinstance(obj, Mapping) and isinstance(obj.get('meta'), Mapping) else {}
+    return strip_prefixes(_unwrap(obj, path)), meta
+
+
+def load_strict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, source='state dict',
+                ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = ()) -> None:
+    """Load ``state_dict`` into ``model`` or raise :class:`CheckpointMismatchError` and load nothing.
+
+    ``ignore_*`` are key prefixes allowed to be missing from the file (e.g. a fresh head) or present in
+    the file but not in the model (e.g. a classifier head the backbone drops).
+    """
+    ignore_missing, ignore_unexpected = tuple(ignore_missing), tuple(ignore_unexpected)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.startswith(ignore_missing or ('\0',))]
+    unexpected = [k for k in state_dict if k not in own and not k.startswith(ignore_unexpected or ('\0',))]
+    mismatched = [(k, state_dict[k].shape, own[k].shape) for k in own
+                  if k in state_dict and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(source, missing, unexpected, mismatched, type(model).__name__)
+    model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
+
+
+def resize_pos_embed(posemb: torch.Tensor, new_grid, num_prefix_tokens: int = 1, old_grid=None) -> torch.Tensor:
+    """Bicubic resize of an absolute position embedding ``1×(prefix+h·w)×C`` to ``new_grid`` (timm's)."""
+    from timm.layers import resample_abs_pos_embed
+    return resample_abs_pos_embed(posemb, list(new_grid), old_size=list(old_grid) if old_grid else None,
+                                  num_prefix_tokens=num_prefix_tokens, antialias=False)

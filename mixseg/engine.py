@@ -1,0 +1,119 @@
+"""What tools/train.py and tools/test.py share: one set of tools for the three scopes (stage-1 pretraining,
+mmseg and mmdet configs). mmengine's Runner does the work; this module only adapts the config to the
+command line and to machines without a GPU.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import os.path as osp
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_write, atomic_write_text
+
+
+def setup_cpu_distributed(cfg, launcher: str) -> None:
+    """Multi-process training without a GPU.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and fails on a CPU-only machine, and its
+    default DDP wrapper passes ``device_ids=[LOCAL_RANK]``. On CPU we therefore initialise the process
+    group with ``gloo`` ourselves (before the Runner, which then skips its own initialisation) and wrap the
+    model with ``device_ids=None``. On GPUs nothing changes (``nccl``, ``device_ids=[local_rank]``).
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if launcher == 'slurm':  # map SLURM's variables onto the ones torch.distributed reads
+        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+    cfg.env_cfg = env_cfg
+    cfg.model_wrapper_cfg = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'),
+                                 device_ids=None)
+
+
+def install_atomic_checkpoints() -> None:
+    """Make mmengine write checkpoints to a temporary file and rename it into place.
+
+    mmengine's ``save_checkpoint`` writes straight into ``iter_N.pth``, so a run killed mid-write leaves a
+    truncated checkpoint that ``--resume`` then picks up. Local paths go through
+    :func:`mixseg.checkpoint.atomic_write`; other backends (``s3://``, ``pavi://``) keep mmengine's path.
+    """
+    import mmengine.runner.runner as mm_runner
+    from mmengine.runner import checkpoint as mm_checkpoint
+    if getattr(mm_runner.save_checkpoint, '_mixseg_atomic', False):
+        return
+    original = mm_checkpoint.save_checkpoint
+
+    def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
+        if '://' in str(filename) or file_client_args is not None or backend_args is not None:
+            return original(checkpoint, filename, file_client_args=file_client_args, backend_args=backend_args)
+        atomic_write(filename, lambda tmp: torch.save(checkpoint, tmp))
+
+    save_checkpoint._mixseg_atomic = True
+    mm_runner.save_checkpoint = save_checkpoint
+
+
+def add_default_hooks(cfg) -> None:
+    """Hooks every training run gets: the NaN guard (see mixseg.hooks)."""
+    import mixseg.hooks  # noqa: F401  (registers the hooks)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'NaNGuardHook' for h in hooks):
+        hooks.append(dict(type='NaNGuardHook'))
+    cfg.custom_hooks = hooks
+
+
+def enable_amp(cfg) -> None:
+    """Mixed precision through mmengine's AmpOptimWrapper (as mmseg/mmdet's ``--amp``)."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp is only supported with OptimWrapper, the config uses {wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def enable_tta(cfg, config_path: str) -> None:
+    """Multi-scale + flip test (mmseg ``SegTTAModel`` / mmdet ``DetTTAModel``) from ``tta_model``/``tta_pipeline``."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise ValueError(f'{config_path}: --tta needs `tta_model` and `tta_pipeline` in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def _jsonable(v):
+    if hasattr(v, 'item') and getattr(v, 'ndim', 0) == 0:
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+def write_results(work_dir: str, tag: str, *, config: str, checkpoint: str | None, tta: bool, metrics: dict,
+                  table_row: dict | None = None) -> Path:
+    """``<work_dir>/results/<tag>.json``, written atomically; the tables tool (mixseg.tables) reads these.
+    ``table_row`` (from the config) says which row of the papers' tables the run belongs to."""
+    record = dict(config=config, checkpoint=checkpoint, tag=tag, tta=tta, table_row=_jsonable(table_row),
+                  metrics=_jsonable(dict(metrics)))
+    return atomic_write_text(Path(work_dir) / 'results' / f'{tag}.json', json.dumps(record, indent=2) + '\n')

@@ -1,0 +1,24 @@
+import os
+import sys
+from pathlib import Path
+
+os.environ['CUDA_VISIBLE_DEVICES'] = '-1'  # the suite runs on CPU; mmengine picks the device from this
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> Path:
+    """Tiny demo data in all four real layouts, generated once per test session."""
+    from mixseg.demo_data import make_demo_data
+    out = tmp_path_factory.mktemp('demo_data')
+    make_demo_data(out, seed=0, size='tiny')
+    return out

@@ -1,0 +1,114 @@
+"""The backbone file (stage 1 → stage 2 contract) and reading foreign weight files safely."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mixseg.checkpoint import (CheckpointError, CheckpointMismatchError, load_backbone_file, load_strict,
+                               read_weights, resize_pos_embed, save_backbone_file)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Tiny(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.randn(1, 5, dim))
+        self.fc = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+
+def test_backbone_file_roundtrip_with_metadata(tmp_path):
+    m = Tiny()
+    p = save_backbone_file(tmp_path / 'b.safetensors', m.state_dict(), arch='tiny', img_size=224, patch_size=16,
+                           method='mixpro', epochs=300, top1=81.3, source_config='configs/pretrain/x.py')
+    bf = load_backbone_file(p)
+    assert bf.meta['arch'] == 'tiny' and bf.meta['img_size'] == 224 and bf.meta['top1'] == 81.3
+    assert bf.meta['format'] == 'mixseg-backbone' and bf.meta['format_version'] == 1
+    assert 'mixseg_version' in bf.meta and bf.meta['epochs'] == 300
+    m2 = Tiny()
+    load_strict(m2, bf.state_dict, source=p)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+
+
+@pytest.mark.parametrize('wrap', ['flat', 'model', 'state_dict', 'mmengine'])
+def test_read_weights_unwraps_known_formats(tmp_path, wrap):
+    sd = Tiny().state_dict()
+    obj = {'flat': sd, 'model': {'model': sd, 'epoch': 3},
+           'state_dict': {'state_dict': {f'module.{k}': v for k, v in sd.items()}},
+           'mmengine': {'meta': {'epoch': 2}, 'state_dict': {**{f'backbone.{k}': v for k, v in sd.items()},
+                                                            'decode_head.conv.weight': torch.zeros(1)}}}[wrap]
+    torch.save(obj, tmp_path / 'w.pth')
+    got, meta = read_weights(tmp_path / 'w.pth')
+    assert set(got) == set(sd)
+    if wrap == 'mmengine':
+        assert meta == {'epoch': 2}
+
+
+def test_mismatch_error_lists_keys_and_shapes(tmp_path):
+    sd = Tiny(dim=8).state_dict()
+    sd['extra.weight'] = torch.zeros(2)
+    del sd['norm.bias']
+    with pytest.raises(CheckpointMismatchError) as e:
+        load_strict(Tiny(dim=16), sd, source='some/file.safetensors')
+    msg = str(e.value)
+    assert msg.startswith('some/file.safetensors')
+    assert 'missing keys (1): norm.bias' in msg and 'unexpected keys (1): extra.weight' in msg
+    assert 'shape mismatch: fc.weight: file (8, 8) vs model (16, 16)' in msg
+    m = Tiny(dim=8)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError):
+        load_strict(m, {**Tiny(dim=8).state_dict(), 'extra.weight': torch.zeros(2)})
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items()), 'partial load happened'
+    load_strict(m, {**Tiny(dim=8).state_dict(), 'head.weight': torch.zeros(2)}, ignore_unexpected=('head.',))
+
+
+def test_code_carrying_pickle_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path}/pwned',))
+
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': Evil()}, tmp_path / 'evil.pth')
+    with pytest.raises(CheckpointError, match='evil.pth: cannot be loaded safely'):
+        read_weights(tmp_path / 'evil.pth')
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_unreadable_files_named(tmp_path):
+    (tmp_path / 'bad.safetensors').write_bytes(b'\x00garbage')
+    with pytest.raises(CheckpointError, match='bad.safetensors: not a readable safetensors file'):
+        read_weights(tmp_path / 'bad.safetensors')
+    (tmp_path / 'trunc.pth').write_bytes(b'PK\x03\x04trunc')
+    with pytest.raises(CheckpointError, match='trunc.pth'):
+        read_weights(tmp_path / 'trunc.pth')
+    with pytest.raises(CheckpointError, match='missing.pth: weight file not found'):
+        read_weights(tmp_path / 'missing.pth')
+
+
+def test_resize_pos_embed_bicubic():
+    pe = torch.randn(1, 1 + 4 * 4, 8)
+    out = resize_pos_embed(pe, (8, 6), num_prefix_tokens=1)
+    assert out.shape == (1, 1 + 48, 8) and torch.equal(out[:, :1], pe[:, :1])
+    grid = pe[:, 1:].reshape(1, 4, 4, 8).permute(0, 3, 1, 2)
+    ref = torch.nn.functional.interpolate(grid, size=(8, 6), mode='bicubic', align_corners=False)
+    assert torch.allclose(out[:, 1:], ref.permute(0, 2, 3, 1).reshape(1, 48, 8), atol=1e-6)
+
+
+def test_no_unsafe_torch_load_in_source():
+    """Every torch.load in the project passes weights_only=True."""
+    offenders = []
+    for d in ('pretrain', 'mixseg', 'tools', 'configs'):
+        for f in (ROOT / d).rglob('*.py'):
+            text = f.read_text()
+            for m in re.finditer(r'torch\.load\(', text):
+                depth, i = 1, m.end()
+                while depth and i < len(text):
+                    depth += {'(': 1, ')': -1}.get(text[i], 0)
+                    i += 1
+                call = text[m.start():i]
+                if not re.search(r'weights_only\s*=\s*True', call):
+                    offenders.append(f'{f.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}: {call}')
+    assert not offenders, 'torch.load without weights_only=True:\n' + '\n'.join(offenders)

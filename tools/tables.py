@@ -1,0 +1,49 @@
+"""Print the papers' downstream tables with our results beside the published numbers.
+
+    python tools/tables.py WORK_DIR [WORK_DIR ...] [--tables A B C] [--format md|csv|json] [--plot out.png]
+        [--out FILE] [--note "toy-scale demo"]
+
+Each cell: published / ours / difference; "not run" where no result was found. Runs are found through the
+``results/*.json`` files that tools/test.py writes (see mixseg/tables.py).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mixseg.checkpoint import atomic_write_text  # noqa: E402
+from mixseg.tables import TABLES, collect, missing_cells, plot, render  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('work_dirs', nargs='+')
+    p.add_argument('--tables', nargs='+', default=sorted(TABLES), choices=sorted(TABLES))
+    p.add_argument('--format', choices=['md', 'csv', 'json'], default='md')
+    p.add_argument('--plot', help='write a bar plot per table to this PNG')
+    p.add_argument('--out', help='also write the tables to this file')
+    p.add_argument('--note', default='', help='label for our numbers, e.g. "toy-scale demo"')
+    args = p.parse_args(argv)
+
+    col = collect(args.work_dirs)
+    for path, why in col.skipped:
+        print(f'warning: skipped {path}: {why}', file=sys.stderr)
+    texts = [render(TABLES[t], col, args.format, args.note) for t in args.tables]
+    text = ('\n\n' if args.format != 'json' else ',\n').join(texts)
+    if args.format == 'json':
+        text = f'[\n{text}\n]'
+    print(text)
+    for t in args.tables:
+        missing = missing_cells(TABLES[t], col)
+        if missing:
+            print(f'table {t}: {len(missing)} cell(s) not run', file=sys.stderr)
+    if args.out:
+        atomic_write_text(args.out, text + '\n')
+    if args.plot:
+        print(f'plot written to {plot([TABLES[t] for t in args.tables], col, args.plot, args.note)}', file=sys.stderr)
+    return col
+
+
+if __name__ == '__main__':
+    main()
