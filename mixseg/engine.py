@@ -64,12 +64,50 @@ def install_atomic_checkpoints() -> None:
 
 
 def add_default_hooks(cfg) -> None:
-    """Hooks every training run gets: the NaN guard (see mixseg.hooks)."""
+    """Hooks every training run gets: the NaN guard and the num_classes check (see mixseg.hooks)."""
     import mixseg.hooks  # noqa: F401  (registers the hooks)
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'NaNGuardHook' for h in hooks):
-        hooks.append(dict(type='NaNGuardHook'))
+    for name in ('NaNGuardHook', 'NumClassesCheckHook'):
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
+
+
+def _datasets(cfg_dataset):
+    """The leaf dataset configs under dataset wrappers (RepeatDataset, ConcatDataset, ...)."""
+    if not cfg_dataset:
+        return
+    if 'dataset' in cfg_dataset:
+        yield from _datasets(cfg_dataset['dataset'])
+    elif 'datasets' in cfg_dataset:
+        for d in cfg_dataset['datasets']:
+            yield from _datasets(d)
+    else:
+        yield cfg_dataset
+
+
+def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> None:
+    """Fail early, naming the expected path, when a dataset's root or annotation file is missing.
+
+    Without this the error surfaces deep inside a dataset class (a bare FileNotFoundError from a listdir
+    or from pycocotools) after the model is built.
+    """
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for ds in _datasets(loader.get('dataset')):
+            root = ds.get('data_root')
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'{config_path}: {split}_dataloader: data root {root!r} ({ds.get("type")}) does not exist. '
+                    f'Put the dataset there, set data_root in the config (or --cfg-options), or generate the '
+                    f'demo data with `python tools/make_demo_data.py --out data/demo`.')
+            ann = ds.get('ann_file')
+            if root and ann and not osp.isabs(ann) and not osp.exists(osp.join(root, ann)):
+                raise FileNotFoundError(
+                    f'{config_path}: {split}_dataloader: annotation file {osp.join(root, ann)!r} '
+                    f'({ds.get("type")}) does not exist.')
 
 
 def enable_amp(cfg) -> None:

@@ -16,7 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
-from mixseg.engine import default_work_dir, enable_tta, setup_cpu_distributed, write_results  # noqa: E402
+from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, setup_cpu_distributed,  # noqa: E402
+                           write_results)
 
 
 def parse_args(argv=None):
@@ -48,6 +49,10 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     cfg.load_from = args.checkpoint
+    try:
+        check_data_roots(cfg, args.config, splits=('test',))
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}')
     table_row = dict(cfg.table_row) if cfg.get('table_row') else None
     if args.tta:
         enable_tta(cfg, args.config)

@@ -16,8 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
-from mixseg.engine import (add_default_hooks, default_work_dir, enable_amp, install_atomic_checkpoints,  # noqa: E402
-                           setup_cpu_distributed)
+from mixseg.engine import (add_default_hooks, check_data_roots, default_work_dir, enable_amp,  # noqa: E402
+                           install_atomic_checkpoints, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -68,6 +68,10 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    try:
+        check_data_roots(cfg, args.config, splits=('train', 'val'))
+    except FileNotFoundError as e:
+        raise SystemExit(f'error: {e}')
     install_atomic_checkpoints()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
