@@ -86,6 +86,27 @@ def _datasets(cfg_dataset):
         yield cfg_dataset
 
 
+def override_data_root(cfg, new_root: str) -> None:
+    """Point every dataloader and evaluator of a config at another copy of the dataset.
+
+    ``--cfg-options data_root=X`` cannot do this: a config's ``data_root`` variable is substituted into the
+    dataloaders (and into COCO evaluators' ``ann_file``) when the file is parsed.
+    """
+    old = cfg.get('data_root')
+    new_root = str(new_root)
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for ds in _datasets(loader.get('dataset') if loader else None):
+            if 'data_root' in ds:
+                ds['data_root'] = new_root
+        evaluators = cfg.get(f'{split}_evaluator')
+        for ev in evaluators if isinstance(evaluators, list) else [evaluators] if evaluators else []:
+            ann = ev.get('ann_file')
+            if old and isinstance(ann, str) and ann.startswith(str(old)):
+                ev['ann_file'] = osp.join(new_root, ann[len(str(old)):].lstrip('/'))
+    cfg.data_root = new_root
+
+
 def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> None:
     """Fail early, naming the expected path, when a dataset's root or annotation file is missing.
 

@@ -145,3 +145,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     import mixseg  # noqa: F401
     ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=True)
     assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values())
+
+
+def test_override_data_root(repo_root):
+    from mmengine.config import Config
+
+    from mixseg.engine import override_data_root
+    cfg = Config.fromfile(str(repo_root / 'configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py'))
+    override_data_root(cfg, '/elsewhere/coco')
+    for split in ('train', 'val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.data_root == '/elsewhere/coco'
+    assert cfg.val_evaluator.ann_file.startswith('/elsewhere/coco/annotations/')

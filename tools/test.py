@@ -16,7 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
-from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, setup_cpu_distributed,  # noqa: E402
+from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, override_data_root, setup_cpu_distributed,  # noqa: E402
                            write_results)
 
 
@@ -25,6 +25,7 @@ def parse_args(argv=None):
     p.add_argument('config')
     p.add_argument('checkpoint')
     p.add_argument('--work-dir', help='where results go (default ./work_dirs/<config name>)')
+    p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--tta', action='store_true', help='multi-scale + flip test (the papers\' "+MS" columns)')
     p.add_argument('--tag', default=None, help='name of the results file (default: ss, or ms with --tta)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
@@ -47,6 +48,8 @@ def main(argv=None):
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        override_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     cfg.load_from = args.checkpoint
     try:

@@ -16,7 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
-from mixseg.engine import (add_default_hooks, check_data_roots, default_work_dir, enable_amp,  # noqa: E402
+from mixseg.engine import (add_default_hooks, check_data_roots, default_work_dir, enable_amp, override_data_root,  # noqa: E402
                            install_atomic_checkpoints, setup_cpu_distributed)
 
 
@@ -26,6 +26,7 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', help='where logs and checkpoints go (default ./work_dirs/<config name>)')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help='resume from CKPT, or with no value from the latest checkpoint in the work dir')
+    p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
@@ -46,6 +47,8 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        override_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     if args.amp:
         enable_amp(cfg)

@@ -1,0 +1,5 @@
+# Table B: as mask-rcnn_pvt-s_fpn_8xb2-1x_coco, PVT-S pretrained with MixPro
+_base_ = './mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py'
+pretrained = 'checkpoints/pvt-s_mixpro.safetensors'
+model = dict(backbone=dict(checkpoint=pretrained))
+table_row = dict(method='mixpro')

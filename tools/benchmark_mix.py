@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Train-step cost of the mixing methods relative to CutMix, measured interleaved in one run.
+
+For one timm model, batch and image size, a full train step (mix → forward (+ class attention) → targets → loss →
+backward → AdamW step) is timed for each configuration in round-robin order (the start rotates every round), after
+warm-up rounds; the table gives the median step time and its ratio to CutMix. Configurations:
+
+    none            no mixing, probe off
+    cutmix          CutMix, probe off (the reference)
+    cutmix+probe    CutMix with the class-attention probe on (attention computed, not used): the probe's cost
+    transmix        TransMix (probe on, λ from attention)
+    mixpro          MixPro's MaskMix batch with PAL (probe on, λ from attention and logits)
+    tokenmix        TokenMix, own class attention on the clean images (extra no-grad forward) as the source
+
+Example:
+    python tools/benchmark_mix.py --model deit_small_patch16_224 --batch 16 --img-size 224 --rounds 5
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import timm  # noqa: E402
+from timm.loss import SoftTargetCrossEntropy  # noqa: E402
+
+import mixseg.models  # noqa: E402,F401  (registers pvt_* with timm)
+from mixseg.models import ClassAttentionProbe  # noqa: E402
+from pretrain.mix import CutMix, MaskMix, NoMix, TokenMix, TransMix  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--model', default='deit_small_patch16_224')
+    p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--img-size', type=int, default=224)
+    p.add_argument('--num-classes', type=int, default=1000)
+    p.add_argument('--rounds', type=int, default=5, help='timed rounds (one step per configuration per round)')
+    p.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=None, help='torch intra-op threads on CPU')
+    p.add_argument('--amp', action='store_true', help='bfloat16 autocast')
+    p.add_argument('--only', nargs='+', default=None, help='subset of configurations (cutmix is always kept)')
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args(argv)
+
+
+def build_configs(num_classes, patch_size, generator):
+    common = dict(num_classes=num_classes, patch_size=patch_size, generator=generator)
+    return {
+        'none': (NoMix(**{k: v for k, v in common.items() if k != 'generator'}), False),
+        'cutmix': (CutMix(**common), False),
+        'cutmix+probe': (CutMix(**common), True),
+        'transmix': (TransMix(**common), True),
+        'mixpro': (MaskMix(pal=True, **common), True),
+        'tokenmix': (TokenMix(source='attention', **common), True),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    model = timm.create_model(
+        args.model, pretrained=False, num_classes=args.num_classes, img_size=args.img_size).to(device).train()
+    probe = ClassAttentionProbe(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    criterion = SoftTargetCrossEntropy()
+    images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
+    labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
+    configs = build_configs(args.num_classes, probe.patch_size, torch.Generator().manual_seed(args.seed))
+    if args.only:
+        configs = {k: v for k, v in configs.items() if k in set(args.only) | {'cutmix'}}
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    def step(mixer, probe_on):
+        probe.enabled = probe_on
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            mixed = mixer(images, labels)
+            attn = None
+            if 'clean_attn' in mixed.needs:
+                with torch.no_grad():
+                    _, attn = probe(images)
+            logits, mixed_attn = probe(mixed.images, with_attn=probe_on and 'clean_attn' not in mixed.needs)
+            if 'attn' in mixed.needs:
+                attn = mixed_attn
+            loss = criterion(logits.float(), mixed.targets(attn=attn, logits=logits))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    names = list(configs)
+    times = {n: [] for n in names}
+    start = time.perf_counter()
+    for r in range(args.warmup + args.rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            sync()
+            t0 = time.perf_counter()
+            step(*configs[name])
+            sync()
+            if r >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+
+    print(f'model={args.model} batch={args.batch} img={args.img_size} device={device} amp={args.amp} '
+          f'threads={torch.get_num_threads()} rounds={args.rounds} warmup={args.warmup} torch={torch.__version__} '
+          f'timm={timm.__version__} (total {total:.0f} s)')
+    ref = statistics.median(times['cutmix'])
+    print(f'| {"configuration":<14} | {"median ms":>10} | {"min ms":>8} | {"max ms":>8} | {"vs CutMix":>9} |')
+    print(f'|{"-" * 16}|{"-" * 12}|{"-" * 10}|{"-" * 10}|{"-" * 11}|')
+    for name in names:
+        t = times[name]
+        med = statistics.median(t)
+        print(f'| {name:<14} | {med * 1e3:>10.1f} | {min(t) * 1e3:>8.1f} | {max(t) * 1e3:>8.1f} | {med / ref:>8.3f}x |')
+    return times
+
+
+if __name__ == '__main__':
+    main()
