@@ -45,7 +45,9 @@ def test_config_follows_the_official_pvt_recipe(path):
     size, method = m['size'], m['method'] or 'baseline'
     cfg = _cfg(path)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['mixseg.backbones.pvt'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mixseg.backbones.pvt', 'mixseg.datasets'], allow_failed_imports=False)
+    assert cfg.train_dataloader.dataset.type == 'CheckedCocoDataset'
+    assert cfg.train_dataloader.dataset.pipeline[0].type == 'CheckedLoadImageFromFile'
     # the checkpoint is chosen by the `pretrained` variable
     assert cfg.pretrained == f'checkpoints/pvt-{size}_{method}.safetensors'
     assert cfg.model.backbone.checkpoint == cfg.pretrained
@@ -68,12 +70,12 @@ def test_config_follows_the_official_pvt_recipe(path):
     assert cfg.data_root == 'data/coco/'
     for loader, split in ((cfg.train_dataloader, 'train'), (cfg.val_dataloader, 'val'), (cfg.test_dataloader, 'val')):
         ds = loader.dataset
-        assert ds.type == 'CocoDataset' and ds.data_root == 'data/coco/'
+        assert ds.type == 'CheckedCocoDataset' and ds.data_root == 'data/coco/'
         assert ds.ann_file == f'annotations/instances_{split}2017.json'
         resize = [t for t in ds.pipeline if t['type'] == 'Resize']
         assert len(resize) == 1 and tuple(resize[0]['scale']) == (1333, 800) and resize[0]['keep_ratio']
     assert _pipeline_types(cfg.train_dataloader.dataset.pipeline) == [
-        'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
+        'CheckedLoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
     assert cfg.train_dataloader.dataset.pipeline[1]['with_mask']
     for ev in (cfg.val_evaluator, cfg.test_evaluator):
         assert ev.type == 'CocoMetric' and ev.metric == ['bbox', 'segm']
@@ -103,7 +105,7 @@ def test_config_builds_model_and_data_objects(path):
     # the dataset objects with their pipelines (annotations are not read: lazy_init)
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         ds = DATASETS.build(dict(copy.deepcopy(loader.dataset), lazy_init=True))
-        assert type(ds).__name__ == 'CocoDataset'
+        assert type(ds).__name__ == 'CheckedCocoDataset'
         assert [type(t).__name__ for t in ds.pipeline.transforms] == _pipeline_types(loader.dataset.pipeline)
 
 

@@ -1,18 +1,22 @@
 # COCO 2017 instance segmentation (mmdet CocoDataset, boxes + masks), single scale 1333x800, flip;
 # bbox and segm AP through mmdet's CocoMetric (pycocotools).
-dataset_type = 'CocoDataset'
+# CheckedCocoDataset / CheckedLoadImageFromFile (mixseg.datasets) are mmdet's CocoDataset / mmcv's loader
+# that refuse broken annotations and truncated images with the file named, instead of skipping or
+# decoding them silently; the model base's custom_imports loads them (mmengine forbids the same key in two
+# bases of one config).
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 img_scale = (1333, 800)
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # the annotations are loaded after Resize so that the ground truth keeps the original size
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

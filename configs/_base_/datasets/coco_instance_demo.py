@@ -1,22 +1,21 @@
 # The generated demo COCO (tools/make_demo_data.py --out data/demo): same layout, loader and metric as
 # coco_instance.py; the categories are the generated shapes (mixseg.demo_data.COCO_CLASSES, ids 1..10),
 # images are ~320x256 and used at that scale; no worker processes.
-# Point it elsewhere with --cfg-options {train,val,test}_dataloader.dataset.data_root=DIR/
-# {val,test}_evaluator.ann_file=DIR/annotations/instances_val2017.json
+# Point it elsewhere with tools/train.py / tools/test.py --data-root DIR/
 _base_ = './coco_instance.py'
 data_root = 'data/demo/coco/'
 classes = ('circle', 'square', 'triangle', 'star', 'ring', 'cross', 'diamond', 'hexagon', 'ellipse', 'crescent')
 metainfo = dict(classes=classes)
 img_scale = (320, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))

@@ -1,6 +1,6 @@
 # Mask R-CNN + FPN (mmdet 3.x mask-rcnn_r50_fpn) with our PVT v1 backbone (mixseg/backbones/pvt.py):
 # PVT-S, FPN on the four stage maps (channels 64/128/320/512), drop path 0.1 as the official PVT detection code.
-custom_imports = dict(imports=['mixseg.backbones.pvt'], allow_failed_imports=False)
+custom_imports = dict(imports=['mixseg.backbones.pvt', 'mixseg.datasets'], allow_failed_imports=False)
 model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(
