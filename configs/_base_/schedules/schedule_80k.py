@@ -1,0 +1,7 @@
+# Segmenter's Pascal Context schedule: as the ADE20K one (SGD lr 1e-3, poly power 0.9 min 1e-4), 80k iters.
+_base_ = './schedule_160k.py'
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=80000, by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=80000, val_interval=8000)
+default_hooks = dict(checkpoint=dict(interval=8000))

@@ -1,0 +1,10 @@
+# Segmenter, linear decoder, DeiT-S, ADE20K 512x512, 160k iterations, batch 8 (8 GPUs x 1).
+_base_ = [
+    '../_base_/models/segmenter_vit_linear.py', '../_base_/datasets/ade20k_512x512.py',
+    '../_base_/seg_runtime.py', '../_base_/schedules/schedule_160k.py'
+]
+# the pretrained backbone: a stage-1 backbone file, an official timm/DeiT .pth or an mmengine checkpoint
+pretrained = 'checkpoints/deit-s_baseline.safetensors'
+crop_size = (512, 512)
+model = dict(backbone=dict(arch='deit_small_patch16_224', img_size=crop_size, checkpoint=pretrained))
+train_dataloader = dict(batch_size=1)

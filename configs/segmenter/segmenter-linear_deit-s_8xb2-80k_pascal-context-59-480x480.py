@@ -1,0 +1,15 @@
+# Segmenter, linear decoder, DeiT-S, Pascal Context 59, 480x480 crops, 80k iterations, batch 16 (8 GPUs x 2).
+_base_ = [
+    '../_base_/models/segmenter_vit_linear.py', '../_base_/datasets/pascal_context_59_480x480.py',
+    '../_base_/seg_runtime.py', '../_base_/schedules/schedule_80k.py'
+]
+# the pretrained backbone: a stage-1 backbone file, an official timm/DeiT .pth or an mmengine checkpoint
+pretrained = 'checkpoints/deit-s_baseline.safetensors'
+crop_size = (480, 480)
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(arch='deit_small_patch16_224', img_size=crop_size, checkpoint=pretrained),
+    decode_head=dict(num_classes=59),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(320, 320)))
+train_dataloader = dict(batch_size=2)

@@ -1,0 +1,4 @@
+# Table A: as segmenter-mask_deit-s_8xb2-80k_pascal-context-59-480x480, DeiT-S pretrained with MixPro
+_base_ = './segmenter-mask_deit-s_8xb2-80k_pascal-context-59-480x480.py'
+pretrained = 'checkpoints/deit-s_mixpro.safetensors'
+model = dict(backbone=dict(checkpoint=pretrained))
