@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted((ROOT / 'configs' / 'mask_rcnn').glob('*.py'))
 DEMO_CONFIGS = sorted((ROOT / 'configs' / 'demo').glob('mask-rcnn_pvt-demo_*.py'))
-NAME = re.compile(r'^mask-rcnn_pvt-(?P<size>[tsml])(-(?P<method>transmix|mixpro))?_fpn_8xb2-1x_coco\.py$')
+NAME = re.compile(r'^mask-rcnn_pvt-(?P<size>[tsml])(_(?P<method>transmix|mixpro))?_fpn_8xb2-1x_coco\.py$')
 ARCH = {'t': 'tiny', 's': 'small', 'm': 'medium', 'l': 'large'}
 DEPTHS = {'t': (2, 2, 2, 2), 's': (3, 4, 6, 3), 'm': (3, 4, 18, 3), 'l': (3, 8, 27, 3)}
 
@@ -30,7 +30,7 @@ def test_config_set_is_complete():
     names = {p.name for p in DET_CONFIGS}
     assert names == {'mask-rcnn_pvt-t_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py',
                      'mask-rcnn_pvt-m_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-l_fpn_8xb2-1x_coco.py',
-                     'mask-rcnn_pvt-s-transmix_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-s-mixpro_fpn_8xb2-1x_coco.py'}
+                     'mask-rcnn_pvt-s_transmix_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco.py'}
     assert len(DEMO_CONFIGS) == 1
 
 
