@@ -1,0 +1,11 @@
+_base_ = [
+    '../_base_/models/pvt-m.py', '../_base_/datasets/imagenet_bs128.py',
+    '../_base_/schedules/imagenet_adamw_300e_pvt-clip.py', '../_base_/default_runtime.py',
+]
+# MixPro (ICLR 2023): MaskMix (random token-aligned cells, r ~ Beta(1, 1)) with p 0.5 labelled by Progressive
+# Attention Labeling λ = α·λ_attn + (1-α)·λ_area, α = cos(softmax(p), ỹ_area); otherwise the DeiT switch.
+model = dict(mixer=dict(type='mixpro_recipe', maskmix_prob=0.5, pal=True, mixup_alpha=0.8, cutmix_alpha=1.0,
+                        switch_prob=0.5, label_smoothing=0.1))
+
+use_ema = False  # True: EMA of the weights (decay 0.99996), used for validation and the exported backbone
+custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])

@@ -1,0 +1,179 @@
+"""MixClassifier: a timm classifier with a class token, trained with a batch-mixing method (mmengine model).
+
+Training step: ``mixer(images, labels)`` → forward of the mixed batch through the
+:class:`~mixseg.models.class_attention.ClassAttentionProbe` (class attention only when the batch's label needs
+it) → ``mixed.targets(attn=..., logits=...)`` → soft-target CE (or BCE). Evaluation: top-k predictions for
+:class:`pretrain.metrics.Accuracy`.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import timm
+import torch
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
+
+import mixseg.models  # noqa: F401  (registers PVT v1 with timm)
+from mixseg.models.class_attention import ClassAttentionProbe
+
+from . import mixers  # noqa: F401  (the mixers a config names)
+from .registry import MODELS
+
+MODELS.register_module(module=SoftTargetCrossEntropy)
+MODELS.register_module(module=BinaryCrossEntropy)
+
+
+@MODELS.register_module()
+class ClsDataPreprocessor(BaseDataPreprocessor):
+    """Moves ``dict(inputs=B×3×H×W, data_samples=int64 B)`` to the model's device.
+
+    Images arrive normalised by the timm transform. Also accepts mmengine's ``pseudo_collate`` form (lists of
+    tensors / ints). With ``num_classes`` set, a label outside ``[0, num_classes)`` is an error that says so
+    (checked on the CPU tensor, before the copy to the device).
+    """
+
+    def __init__(self, num_classes: Optional[int] = None, non_blocking: bool = True):
+        super().__init__(non_blocking=non_blocking)
+        self.num_classes = num_classes
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        inputs, labels = data['inputs'], data.get('data_samples')
+        if isinstance(inputs, (list, tuple)):
+            inputs = torch.stack(list(inputs))
+        if labels is not None and not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor([int(x) for x in labels], dtype=torch.long)
+        if labels is not None and self.num_classes is not None and labels.numel():
+            lo, hi = int(labels.min()), int(labels.max())
+            if lo < 0 or hi >= self.num_classes:
+                raise ValueError(f'label {hi if hi >= self.num_classes else lo} outside the model\'s '
+                                 f'{self.num_classes} classes: does the dataset have more classes than '
+                                 f'model.num_classes?')
+        return self.cast_data(dict(inputs=inputs, data_samples=labels))
+
+
+def _as_pair(x) -> tuple[int, int]:
+    return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+@MODELS.register_module()
+class MixClassifier(BaseModel):
+    """Image classifier trained with a mixing method.
+
+    Args:
+        arch: timm model name with a class token (``deit_small_patch16_224``, ``vit_*``, our ``pvt_small`` ...).
+        num_classes: classes of the head (and of the mixer's targets).
+        img_size: training crop; passed to timm (position-embedding grid) and stored in the backbone file.
+        drop_path_rate: stochastic depth (DeiT recipe: 0.1).
+        model_kwargs: further ``timm.create_model`` arguments (tiny demo models: ``embed_dim``, ``depth`` ...).
+        mixer: config of a mixer of :mod:`pretrain.mix` (registered by :mod:`pretrain.mixers`) or a mixer object;
+            ``None``: no mixing (label smoothing only). ``num_classes`` is filled in, ``patch_size`` is set from
+            the model's token stride.
+        loss: ``dict(type='SoftTargetCrossEntropy')`` (default) or ``dict(type='BinaryCrossEntropy', ...)``
+            (timm's; TokenMix's BCE option).
+        method: name of the method stored in the backbone file (default: the mixer's ``method`` or
+            ``recipe`` attribute).
+        self_source_mode: model mode of TokenMix's no-grad forward of the clean images ('eval' or 'train').
+        label_smoothing: ε of the targets when ``mixer`` is None (a mixer config carries its own).
+        topk: the k of the top-k predictions returned for evaluation.
+    """
+
+    def __init__(self, arch: str, num_classes: int = 1000, img_size: Union[int, Sequence[int]] = 224,
+                 drop_path_rate: float = 0.1, model_kwargs: Optional[dict] = None, mixer=None,
+                 loss: Optional[dict] = None, method: Optional[str] = None, self_source_mode: str = 'eval',
+                 label_smoothing: float = 0.1, topk: Sequence[int] = (1, 5), data_preprocessor=None,
+                 init_cfg=None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='ClsDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # built from our registry: works without a default scope
+            data_preprocessor = dict(data_preprocessor)
+            if data_preprocessor.get('type') in ('ClsDataPreprocessor', ClsDataPreprocessor):
+                data_preprocessor.setdefault('num_classes', num_classes)
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if self_source_mode not in ('eval', 'train'):
+            raise ValueError(f"self_source_mode must be 'eval' or 'train', got {self_source_mode!r}")
+        self.arch = arch
+        self.num_classes = int(num_classes)
+        self.img_size = _as_pair(img_size)
+        self.topk = tuple(topk)
+        self.self_source_mode = self_source_mode
+        self.model_kwargs = dict(model_kwargs or {})
+        self.model = timm.create_model(arch, pretrained=False, num_classes=self.num_classes,
+                                       drop_path_rate=drop_path_rate, img_size=img_size, **self.model_kwargs)
+        # The probe hooks into self.model; kept out of the module tree so the state dict has each weight
+        # once, under 'model.' (what mixseg.checkpoint expects of stage-1 checkpoints).
+        self.__dict__['probe'] = ClassAttentionProbe(self.model)
+        self.patch_size = int(self.probe.patch_size)
+        self.probe.grid_size(self.img_size)  # ValueError when img_size is not a whole number of tokens
+        self.mixer = self._build_mixer(mixer, label_smoothing)
+        self.method = method or getattr(self.mixer, 'recipe', None) or getattr(self.mixer, 'method', 'none')
+        self.loss_fn = MODELS.build(loss or dict(type='SoftTargetCrossEntropy'))
+
+    def _build_mixer(self, mixer, label_smoothing):
+        if mixer is None:
+            mixer = dict(type='NoMix', label_smoothing=label_smoothing)
+        if isinstance(mixer, dict):
+            mixer = dict(mixer)
+            given = mixer.setdefault('num_classes', self.num_classes)
+            if given != self.num_classes:
+                raise ValueError(f'mixer.num_classes={given} differs from the model\'s num_classes='
+                                 f'{self.num_classes}')
+            mixer = MODELS.build(mixer)
+        elif getattr(mixer, 'num_classes', self.num_classes) != self.num_classes:
+            raise ValueError(f'mixer.num_classes={mixer.num_classes} differs from the model\'s num_classes='
+                             f'{self.num_classes}')
+        set_patch_size(mixer, self.patch_size)
+        return mixer
+
+    # ------------------------------------------------------------------ mmengine entry points
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.model(inputs)
+        raise ValueError(f'invalid mode {mode!r} (loss / predict / tensor)')
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
+        if labels is None:
+            raise ValueError('training needs labels (data_samples)')
+        mixed = self.mixer(inputs, labels)
+        needs = mixed.needs
+        attn = None
+        if 'clean_attn' in needs:  # TokenMix, own class attention of the clean images as activation maps
+            attn = self._clean_attention(inputs)
+        if 'attn' in needs:
+            logits, attn = self.probe(mixed.images)
+        else:
+            logits = self.model(mixed.images)
+        targets = mixed.targets(attn=attn, logits=logits if 'logits' in needs else None)
+        return dict(loss=self.loss_fn(logits, targets))  # float32 targets (also under AMP)
+
+    @torch.no_grad()
+    def _clean_attention(self, images: torch.Tensor) -> torch.Tensor:
+        was_training = self.model.training
+        if self.self_source_mode == 'eval':
+            self.model.eval()
+        try:
+            _, attn = self.probe(images)
+        finally:
+            self.model.train(was_training)
+        return attn
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, labels: Optional[torch.Tensor] = None) -> list:
+        logits = self.model(inputs)
+        k = min(max(self.topk), logits.shape[1])
+        top = logits.topk(k, dim=1).indices.cpu()
+        gts = labels.cpu().tolist() if labels is not None else [None] * len(top)
+        return [dict(topk=t.tolist(), gt_label=g, num_classes=self.num_classes) for t, g in zip(top, gts)]
+
+
+def set_patch_size(mixer, patch_size: int) -> None:
+    """Set the token stride on a mixer and on the mixers it switches between."""
+    if hasattr(mixer, 'patch_size'):
+        mixer.patch_size = patch_size
+    for child in getattr(mixer, 'mixers', None) or ():
+        set_patch_size(child, patch_size)

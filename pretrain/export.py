@@ -1,0 +1,170 @@
+"""Export of the backbone file (the stage-1 → stage-2 contract, :mod:`mixseg.checkpoint`).
+
+* :class:`BackboneExportHook` writes ``<work_dir>/backbone.safetensors`` at the end of training, from the EMA
+  weights when mmengine's ``EMAHook`` is on, with the last validation top-1 in the metadata.
+* :func:`export_checkpoint` does the same from any stage-1 mmengine checkpoint (``tools/export_backbone.py``).
+
+The file holds the timm model's weights without its classifier head (``pretrained_cfg['classifier']``:
+``head`` for DeiT/ViT and PVT, also ``head_dist`` for distilled DeiT), in the timm (PVT: original) key layout.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Mapping, Optional
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from .registry import HOOKS
+
+
+def classifier_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """Module names of the classifier head(s) of a timm model."""
+    cfg = getattr(model, 'pretrained_cfg', None) or getattr(model, 'default_cfg', None) or {}
+    names = cfg.get('classifier') or 'head'
+    return tuple(names) if isinstance(names, (list, tuple)) else (names,)
+
+
+def strip_head(state_dict: Mapping[str, torch.Tensor], head_names) -> dict[str, torch.Tensor]:
+    heads = tuple(head_names)
+    return {k: v for k, v in state_dict.items() if not any(k == h or k.startswith(h + '.') for h in heads)}
+
+
+def backbone_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The timm model's state dict without its classifier head."""
+    return strip_head(model.state_dict(), classifier_names(model))
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _find_ema_hook(runner):
+    for hook in runner.hooks:
+        if type(hook).__name__ == 'EMAHook' or (hasattr(hook, 'ema_model') and hasattr(hook, 'src_model')):
+            return hook
+    return None
+
+
+@HOOKS.register_module()
+class BackboneExportHook(Hook):
+    """Write the backbone file at the end of training.
+
+    Args:
+        filename: path relative to the work dir (or absolute).
+        use_ema: take the EMA weights when an ``EMAHook`` is registered (the model mmengine validates).
+        all_ranks: every rank writes its own copy (``backbone.rank<r>.safetensors`` for r > 0), a check that
+            the data-parallel replicas hold identical weights. Default: only rank 0 writes.
+        method: name stored in the metadata; default the classifier's (``model.method``).
+
+    The metadata's ``top1`` is the last validation's ``accuracy/top1`` (of the EMA weights when EMA is on,
+    as mmengine's ``EMAHook`` swaps them in for validation), ``None`` when training ran without validation.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, filename: str = 'backbone.safetensors', use_ema: bool = True, all_ranks: bool = False,
+                 method: Optional[str] = None):
+        self.filename = filename
+        self.use_ema = use_ema
+        self.all_ranks = all_ranks
+        self.method = method
+        self.top1: Optional[float] = None
+        self.path: Optional[str] = None
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        for key, value in (metrics or {}).items():
+            if key.split('/')[-1] == 'top1':
+                self.top1 = float(value)
+
+    def after_train(self, runner) -> None:
+        self.export(runner)
+
+    def export(self, runner) -> Optional[str]:
+        rank, _ = get_dist_info()
+        if rank != 0 and not self.all_ranks:
+            return None
+        classifier = _unwrap(runner.model)
+        ema_hook = _find_ema_hook(runner) if self.use_ema else None
+        source = ema_hook.ema_model.module if ema_hook is not None else classifier
+        path = self.filename if osp.isabs(self.filename) else osp.join(runner.work_dir, self.filename)
+        if rank != 0:
+            stem, ext = osp.splitext(path)
+            path = f'{stem}.rank{rank}{ext}'
+        cfg_file = getattr(getattr(runner, 'cfg', None), 'filename', None)
+        save_classifier_backbone(path, source, classifier_meta=classifier, method=self.method,
+                                 epochs=runner.epoch, top1=self.top1, source_config=cfg_file,
+                                 iters=runner.iter, ema=ema_hook is not None)
+        self.path = path
+        print_log(f'backbone file written: {path} ({"EMA" if ema_hook is not None else "model"} weights, '
+                  f'top1={self.top1})', logger='current')
+        return path
+
+
+def save_classifier_backbone(path, classifier, *, classifier_meta=None, method=None, epochs=None, top1=None,
+                             source_config=None, **extra):
+    """Write the backbone of a :class:`~pretrain.classifier.MixClassifier` (or its EMA copy) to ``path``.
+
+    ``classifier_meta``: the classifier the metadata (arch, img_size, patch_size, method) is read from, when
+    ``classifier`` is an EMA copy without the attributes.
+    """
+    from mixseg.checkpoint import save_backbone_file
+    meta_src = classifier_meta if classifier_meta is not None else classifier
+    return save_backbone_file(
+        path, backbone_state_dict(classifier.model), arch=meta_src.arch, img_size=list(meta_src.img_size),
+        patch_size=meta_src.patch_size, method=method or meta_src.method, epochs=epochs, top1=top1,
+        source_config=source_config, model_kwargs=dict(getattr(meta_src, 'model_kwargs', {}) or {}),
+        num_classes=getattr(meta_src, 'num_classes', None), **extra)
+
+
+def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
+                      top1: Optional[float] = None):
+    """Write the backbone file of a stage-1 mmengine checkpoint.
+
+    The checkpoint is read with ``torch.load(weights_only=True)`` (``import mixseg`` allow-lists what mmengine
+    stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine stored in
+    the checkpoint's ``meta``) and the weights are loaded strictly, so a checkpoint of another architecture is
+    refused with the list of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when
+    ``EMAHook`` was on (the raw ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
+    """
+    import mixseg  # noqa: F401  (safe-loading allow-list)
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mixseg.checkpoint import CheckpointError, load_strict
+
+    from .registry import MODELS
+
+    if not osp.isfile(checkpoint):
+        raise CheckpointError(f'{checkpoint}: checkpoint not found')
+    try:
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f'{checkpoint}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get('state_dict'), Mapping):
+        raise CheckpointError(f'{checkpoint}: not an mmengine checkpoint (no "state_dict")')
+    meta = ckpt.get('meta') or {}
+    if config is not None:
+        cfg = Config.fromfile(config)
+        source_config = config
+    elif meta.get('cfg'):
+        cfg = Config.fromstring(meta['cfg'], '.py')
+        source_config = f'{checkpoint} (config stored in the checkpoint)'
+    else:
+        raise CheckpointError(f'{checkpoint}: the checkpoint carries no config; pass --config')
+    state_dict = dict(ckpt['state_dict'])
+    ema_state = ckpt.get('ema_state_dict')
+    is_ema = isinstance(ema_state, Mapping) and any(k.startswith('module.') for k in ema_state)
+    if is_ema and not use_ema:  # mmengine swapped: 'ema_state_dict' holds the raw weights under 'module.'
+        state_dict = {k: ema_state.get('module.' + k, v) for k, v in state_dict.items()}
+    with DefaultScope.overwrite_default_scope('pretrain'):
+        classifier = MODELS.build(cfg.model)
+    if not hasattr(classifier, 'model') or not hasattr(classifier, 'arch'):
+        raise CheckpointError(f'{checkpoint}: config model {cfg.model.get("type")} is not a MixClassifier')
+    load_strict(classifier, state_dict, source=checkpoint)
+    return save_classifier_backbone(
+        out, classifier, epochs=meta.get('epoch'), top1=top1, source_config=source_config,
+        iters=meta.get('iter'), ema=bool(is_ema and use_ema))
