@@ -348,3 +348,13 @@ def test_seeded_runs_repeat():
     a = MaskMix(C)(x, y)
     torch.manual_seed(3)
     assert torch.equal(a.images, MaskMix(C)(x, y).images)
+
+
+def test_block_mask_that_cannot_place_any_block_is_an_error():
+    import numpy as np
+
+    from pretrain.mix.tokenmix import block_mask
+    # 2x8 grid, 8 tokens to mask, blocks >= 8 tokens with aspect in [0.3, 3.3]: 2x4 (0.5) fits; 1x8 does not
+    assert block_mask((2, 8), 8, min_block=8, rng=np.random.default_rng(0)).sum() == 8
+    with pytest.raises(ValueError, match='no block of >= 8 tokens'):
+        block_mask((1, 16), 8, min_block=8, rng=np.random.default_rng(0))

@@ -59,6 +59,9 @@ def block_mask(
         if not placed:
             block = _any_valid_block(mask, remaining, min_block, aspect_range, rng)
             if block is None:
+                if count == 0:  # not even one block fits: the mask would cover nothing
+                    raise ValueError(f'block_mask: no block of >= {min_block} tokens with aspect in '
+                                     f'{aspect_range} fits the {h}x{w} grid (lower min_block)')
                 break
             top, left, bh, bw = block
             new = bh * bw - int(mask[top:top + bh, left:left + bw].sum())
