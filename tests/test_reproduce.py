@@ -1,0 +1,293 @@
+"""tools/reproduce.py: the commands of a whole table on the real configs (dry run), the launchers and GPU
+counts, and the skip logic that lets a killed table run continue."""
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mixseg.tables import TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_reproduce():
+    if 'reproduce' in sys.modules:
+        return sys.modules['reproduce']
+    spec = importlib.util.spec_from_file_location('reproduce', ROOT / 'tools' / 'reproduce.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules['reproduce'] = mod   # picklable step functions (worker processes)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+rp = _load_reproduce()
+
+
+def dry_run(*argv):
+    """Run ``reproduce.main`` with --dry-run; returns (printed lines, parsed commands)."""
+    lines = []
+    rc = rp.main([*argv, '--dry-run'], out=lambda s: lines.extend(str(s).splitlines()))
+    assert rc == 0
+    cmds = [shlex.split(line.split('$ ', 1)[1]) for line in lines if line.lstrip().startswith('$ ')]
+    return lines, cmds
+
+
+def options(cmd):
+    """The --cfg-options of a command as a dict."""
+    if '--cfg-options' not in cmd:
+        return {}
+    return dict(o.split('=', 1) for o in cmd[cmd.index('--cfg-options') + 1:])
+
+
+def work_dir(cmd):
+    if '--work-dir' in cmd:
+        return cmd[cmd.index('--work-dir') + 1]
+    return None
+
+
+def rows_of(table):
+    return [dict(r.key) for r in TABLES[table].rows if not r.reference]
+
+
+EXPECTED = {  # table -> (pretrainings, transfers, tests, final checkpoint of the paper's schedule)
+    'A': (3, 6, 12, 'iter_80000.pth'),
+    'B': (3, 3, 3, 'epoch_12.pth'),
+    'C': (6, 6, 12, 'iter_160000.pth'),
+}
+
+
+@pytest.mark.parametrize('table', ['A', 'B', 'C'])
+def test_dry_run_prints_every_command_with_paper_gpus(table, tmp_path):
+    lines, cmds = dry_run(table, '--work-root', str(tmp_path))
+    pre = [c for c in cmds if 'configs/pretrain/' in ' '.join(c)]
+    train = [c for c in cmds if c[:2] == ['bash', 'tools/dist_train.sh'] and c not in pre]
+    test = [c for c in cmds if c[:2] == ['bash', 'tools/dist_test.sh']]
+    n_pre, n_train, n_test, final = EXPECTED[table]
+    assert (len(pre), len(train), len(test)) == (n_pre, n_train, n_test)
+    assert len(cmds) == n_pre + n_train + n_test
+    # every config exists; every run on the papers' 8 GPUs (torchrun through dist_train.sh / dist_test.sh)
+    for c in pre + train:
+        assert c[:2] == ['bash', 'tools/dist_train.sh'] and (ROOT / c[2]).is_file() and c[3] == '8', c
+    for c in test:
+        assert (ROOT / c[2]).is_file() and c[4] == '8', c
+    # pretraining: the DeiT-recipe config of each (model, method)
+    assert sorted(Path(c[2]).name for c in pre) == sorted(
+        {f'{r["model"]}_{r["method"]}_8xb128-300e_in1k.py' for r in rows_of(table)})
+    # each transfer loads the backbone file of its own pretraining
+    backbones = {f'{work_dir(c)}/backbone.safetensors' for c in pre}
+    for c in train:
+        b = options(c)['model.backbone.checkpoint']
+        assert b in backbones
+        method = Path(b).parent.name.split('_', 1)[1]
+        if method != 'baseline':   # the method-specific config names its method
+            assert method in Path(c[2]).name, (c[2], method)
+    # tests: one single-scale per row, plus multi-scale (--tta) for the tables with "+MS" columns
+    seen = {}
+    for c in test:
+        opts = options(c)
+        row = {k.split('.', 1)[1]: v for k, v in opts.items() if k.startswith('table_row.')}
+        assert row.pop('table') == table
+        assert row in rows_of(table), row
+        tag = 'ms' if '--tta' in c else 'ss'
+        seen.setdefault(tag, []).append(row)
+        # the checkpoint is the final one of the config's own schedule, in the transfer's work dir
+        assert c[3] == f'{work_dir(c)}/{final}'
+        assert any(work_dir(t) == work_dir(c) and t[2] == c[2] for t in train)
+    for tag in ({'ss', 'ms'} if table in 'AC' else {'ss'}):
+        assert sorted(tuple(sorted(r.items())) for r in seen[tag]) == \
+            sorted(tuple(sorted(r.items())) for r in rows_of(table))
+    if table == 'B':
+        assert 'ms' not in seen
+    # transfer settings: A Pascal Context linear + mask, B Mask R-CNN PVT-S, C Segmenter mask on ADE20K
+    names = [Path(c[2]).name for c in train]
+    if table == 'A':
+        assert all('pascal-context-59' in n and '8xb2' in n for n in names)
+        assert sum(n.startswith('segmenter-linear_deit-s') for n in names) == 3
+        assert sum(n.startswith('segmenter-mask_deit-s') for n in names) == 3
+    elif table == 'B':
+        assert all(n.startswith('mask-rcnn_pvt-s') and '8xb2-1x_coco' in n for n in names)
+    else:
+        assert all(n.startswith('segmenter-mask_deit-') and 'ade20k' in n and '8xb1' in n for n in names)
+        assert {n.split('_')[1] for n in names} == {'deit-t', 'deit-s', 'deit-b'}
+    # the table follows, not yet filled
+    assert any(line.startswith(f'### Table {table}') for line in lines)
+    assert any('not run' in line for line in lines)
+
+
+def test_cli_dry_run_subprocess(tmp_path):
+    r = subprocess.run([sys.executable, 'tools/reproduce.py', 'B', '--dry-run', '--work-root', str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('$ bash tools/dist_train.sh') == 6
+    assert r.stdout.count('$ bash tools/dist_test.sh') == 3
+    assert '(8 GPUs × 128 = 1024)' in r.stdout and '(8 GPUs × 2 = 16)' in r.stdout
+    assert not any(tmp_path.iterdir())   # a dry run writes nothing
+
+
+def test_launchers_and_gpu_override(tmp_path):
+    _, cmds = dry_run('A', '--methods', 'transmix', '--launcher', 'slurm', '--partition', 'gpu',
+                      '--work-root', str(tmp_path))
+    pre, train, ss, ms, train2, ss2, ms2 = cmds
+    assert pre[:3] == ['GPUS=8', 'bash', 'tools/slurm_train.sh'] and pre[3] == 'gpu'
+    assert pre[5] == 'configs/pretrain/deit-s_transmix_8xb128-300e_in1k.py'
+    assert pre[6].endswith('pretrain/deit-s_transmix')         # WORK_DIR argument of slurm_train.sh
+    assert train[:3] == ['GPUS=8', 'bash', 'tools/slurm_train.sh']
+    assert ss[:3] == ['GPUS=8', 'bash', 'tools/slurm_test.sh'] and '--tta' in ms and '--tta' not in ss
+
+    _, cmds = dry_run('B', '--methods', 'mixpro', '--gpus', '4', '--work-root', str(tmp_path))
+    assert [c[3] for c in cmds[:2]] == ['4', '4'] and cmds[2][4] == '4'
+
+    _, cmds = dry_run('C', '--methods', 'tokenmix', '--launcher', 'none', '--work-root', str(tmp_path))
+    assert all(c[:2] in (['python', 'tools/train.py'], ['python', 'tools/test.py']) for c in cmds)
+    assert len(cmds) == 3 * (1 + 1 + 2)
+
+    with pytest.raises(SystemExit):
+        rp.parse_args(['A', '--launcher', 'slurm'])   # slurm needs a partition
+
+
+def test_given_backbone_replaces_pretraining(tmp_path):
+    given = tmp_path / 'mine.safetensors'
+    given.write_bytes(b'x')
+    _, cmds = dry_run('A', '--methods', 'baseline', 'transmix', '--backbone', f'transmix={given}',
+                      '--work-root', str(tmp_path / 'w'))
+    pre = [c for c in cmds if 'configs/pretrain/' in ' '.join(c)]
+    assert [Path(c[2]).name for c in pre] == ['deit-s_baseline_8xb128-300e_in1k.py']
+    tm = [options(c)['model.backbone.checkpoint'] for c in cmds
+          if c[1] == 'tools/dist_train.sh' and 'transmix' in c[2]]
+    assert tm == [str(given)] * 2
+    # a missing given file is reported, and the row's training is not run
+    steps = rp.make_plan(['A'], methods=['mixpro'], work_root=tmp_path / 'w',
+                         backbones={'mixpro': tmp_path / 'nope.safetensors'})
+    assert all(s.reason.startswith('missing backbone file') for s in steps if s.kind == 'train')
+
+
+def _touch(p, text='x'):
+    p = Path(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def _plan(root, table='A', methods=('transmix',)):
+    return {s.name: s for s in rp.make_plan([table], methods=list(methods), work_root=root)}
+
+
+def test_skip_logic_continues_a_partial_row(tmp_path):
+    root = tmp_path / 'tables'
+    pc_lin, pc_mask = root / 'pascal-context-59_linear/deit-s_transmix', root / 'pascal-context-59_mask/deit-s_transmix'
+    steps = _plan(root)
+    assert len(steps) == 7 and all(s.needed for s in steps.values())
+
+    # pretraining finished, linear transfer finished and tested single-scale: only the rest runs
+    _touch(root / 'pretrain/deit-s_transmix/backbone.safetensors')
+    _touch(pc_lin / 'iter_80000.pth')
+    _touch(pc_lin / 'results/ss.json', '{}')
+    steps = _plan(root)
+    needed = sorted(n for n, s in steps.items() if s.needed)
+    assert needed == ['test_ms_pascal-context-59_linear_deit-s_transmix',
+                      'test_ms_pascal-context-59_mask_deit-s_transmix',
+                      'test_ss_pascal-context-59_mask_deit-s_transmix',
+                      'train_pascal-context-59_mask_deit-s_transmix']
+    assert steps['pretrain_deit-s_transmix'].reason == 'done'
+    lines, cmds = dry_run('A', '--methods', 'transmix', '--work-root', str(root))
+    assert len(cmds) == 4 and sum('skip (done)' in line for line in lines) == 3
+    assert any('--tta' in c and c[3] == rp.rel(pc_lin / 'iter_80000.pth') for c in cmds)
+
+    # a killed transfer (checkpoints but not the final one) is continued with --resume
+    _touch(pc_mask / 'iter_8000.pth')
+    _touch(pc_mask / 'last_checkpoint', str(pc_mask / 'iter_8000.pth'))
+    steps = _plan(root)
+    train = steps['train_pascal-context-59_mask_deit-s_transmix']
+    assert train.needed and train.resume and '--resume' in train.argv and '--resume' in train.command
+
+    # the final checkpoint found through last_checkpoint; everything after it pending
+    _touch(pc_mask / 'iter_80000.pth')
+    _touch(pc_mask / 'last_checkpoint', str(pc_mask / 'iter_80000.pth'))
+    steps = _plan(root)
+    assert not steps['train_pascal-context-59_mask_deit-s_transmix'].needed
+    assert steps['test_ss_pascal-context-59_mask_deit-s_transmix'].needed
+
+    # all results there: nothing runs, not even a pretraining whose backbone file was deleted
+    (root / 'pretrain/deit-s_transmix/backbone.safetensors').unlink()
+    for wd in (pc_lin, pc_mask):
+        for tag in ('ss', 'ms'):
+            _touch(wd / f'results/{tag}.json', '{}')
+    steps = _plan(root)
+    assert not any(s.needed for s in steps.values())
+    assert steps['pretrain_deit-s_transmix'].reason.startswith('not needed')
+
+    # results deleted again: the test reruns from the existing checkpoint, training is not repeated
+    (pc_mask / 'results/ms.json').unlink()
+    steps = _plan(root)
+    assert [n for n, s in steps.items() if s.needed] == ['test_ms_pascal-context-59_mask_deit-s_transmix']
+
+
+def test_final_checkpoint_name_follows_schedule():
+    cfg = rp._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
+    assert rp.final_checkpoint_name(cfg) == 'epoch_12.pth'
+    cfg = rp._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
+                          ['train_cfg.max_iters=123'])
+    assert rp.final_checkpoint_name(cfg) == 'iter_123.pth'
+
+
+def test_run_plan_order_failures_and_rerun(tmp_path):
+    """The runner itself, with Python steps: dependency order, a failure stops its dependents only
+    (--keep-going), the outputs are checked, and a rerun runs only what is missing."""
+    calls = []
+
+    def writer(name, fail=False):
+        def f():
+            calls.append(name)
+            if fail:
+                raise ValueError(f'{name} broke')
+            _touch(tmp_path / f'{name}.out')
+        return f
+
+    def steps(fail_b=False):
+        spec = [('a', []), ('b', [0]), ('c', [1]), ('d', [0])]
+        out = [rp.Step('test', n, n, [tmp_path / f'{n}.out'], deps=d, func=writer(n, fail_b and n == 'b'))
+               for n, d in spec]
+        for s in out:
+            s.done = all(Path(o).is_file() for o in s.outputs)
+            s.needed = not s.done
+        return out
+
+    printed = []
+    failed = rp.run_plan(steps(fail_b=True), tmp_path, dry_run=False, inproc=False, keep_going=True,
+                         out=printed.append)
+    assert calls == ['a', 'b', 'd'] and sorted(s.name for s in failed) == ['b', 'c']
+    text = '\n'.join(printed)
+    assert 'FAILED' in text and 'b broke' in text and 'not run' in text
+    assert (tmp_path / 'logs/b.log').read_text().count('b broke') >= 1
+
+    calls.clear()
+    failed = rp.run_plan(steps(), tmp_path, dry_run=False, inproc=False, out=printed.append)
+    assert calls == ['b', 'c'] and failed == []
+
+    # a step that "succeeds" without writing its outputs is a failure
+    s = rp.Step('test', 'e', 'e', [tmp_path / 'e.out'], func=lambda: None)
+    assert [f.name for f in rp.run_plan([s], tmp_path, dry_run=False, inproc=False, out=printed.append)] == ['e']
+
+
+def test_table_row_options_are_parsed_back_to_the_row():
+    """The printed --cfg-options survive mmengine's DictAction and name exactly the table's row key."""
+    from mmengine.config import Config
+    steps = rp.make_plan(['C'], methods=['tokenmix'], work_root='/tmp/unused-root')
+    for s in steps:
+        if s.kind != 'test':
+            continue
+        cfg = Config.fromfile(str(ROOT / s.argv[0]), import_custom_modules=False)
+        ns = type('NS', (), {})()
+        opts = s.argv[s.argv.index('--cfg-options') + 1:]
+        from mmengine.config import DictAction
+        DictAction(option_strings=[], dest='o')(None, ns, opts)
+        cfg.merge_from_dict(ns.o)
+        row = dict(cfg.table_row)
+        assert row['table'] == 'C'
+        assert tuple(sorted((k, v) for k, v in row.items() if k != 'table')) in \
+            {r.key for r in TABLES['C'].rows}
+    assert re.search(r'test ms', ' '.join(s.title for s in steps))
