@@ -22,3 +22,14 @@ def demo_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('demo_data')
     make_demo_data(out, seed=0, size='tiny')
     return out
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """Tests that call mmengine's ``init_default_scope('mmseg'|'mmdet')`` must not leave that scope as the
+    process-wide default for later tests (registry look-ups go through the current default scope)."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        del DefaultScope._instance_dict[name]
