@@ -120,3 +120,16 @@ def test_missing_data_root_named(repo_root, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0
     assert f"data root '{tmp_path}/nowhere' (ADE20KDataset) does not exist" in r.stderr
+
+
+def test_num_classes_mismatch_named(repo_root, tmp_path, data):
+    cfg = sorted((repo_root / 'configs/demo').glob('segmenter-linear_*ade20k*.py'))[0]
+    r = subprocess.run([sys.executable, str(repo_root / 'tools/train.py'), str(cfg), '--work-dir', str(tmp_path),
+                        '--data-root', str(data / 'ade/ADEChallengeData2016'),
+                        '--cfg-options', 'model.decode_head.num_classes=10'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert ('has num_classes=10, but the train dataset ADE20KDataset at '
+            f'{data}/ade/ADEChallengeData2016 has 150 classes (wall, building, sky, floor, tree, ...). '
+            'Set num_classes=150') in r.stderr
+    assert not list(tmp_path.glob('*.pth'))
