@@ -780,7 +780,7 @@ def main(argv=None, out=print) -> int:
                       launcher=args.launcher, gpus=args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
                       demo_schedule=args.demo_schedule)
-    if args.gpus is not None and args.launcher != 'none' and not args.demo:
+    if args.gpus not in (None, 8) and args.launcher != 'none' and not args.demo:
         out(f'note: {args.gpus} GPUs per run instead of the papers\' 8: the per-GPU batch of each config stays, '
             'so the total batch (and the lr it was tuned for) differs from the papers')
     inproc = args.demo and args.launcher == 'none' and not args.subprocess
