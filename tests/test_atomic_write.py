@@ -75,3 +75,12 @@ def test_mmengine_checkpoints_are_atomic(tmp_path):
         torch.save = real
     assert len(calls) == 1 and calls[0].endswith('.part') and '.iter_1.pth.' in calls[0]
     assert torch.load(tmp_path / 'iter_1.pth', weights_only=True) == {'meta': {'iter': 1}}
+
+
+def test_written_file_gets_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / 'a.txt', lambda tmp: open(tmp, 'w').write('x'))
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'a.txt').stat().st_mode & 0o777 == 0o644

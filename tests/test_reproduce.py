@@ -273,6 +273,21 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
     assert [f.name for f in rp.run_plan([s], tmp_path, dry_run=False, inproc=False, out=printed.append)] == ['e']
 
 
+def test_run_plan_subprocess_commands(tmp_path):
+    """Commands run as subprocesses (2 at a time), output streamed to the step's log, exit status checked."""
+    ok = tmp_path / 'ok.out'
+    good = rp.Step('test', 'good', 'good', [ok], command=[
+        'python', '-c', f'import os; print("hello", os.environ["X"]); open({str(ok)!r}, "w").write("1")'],
+        env={'X': 'from-env'})
+    bad = rp.Step('test', 'bad', 'bad', [tmp_path / 'bad.out'], command=['python', '-c', 'import sys; sys.exit(3)'])
+    printed = []
+    failed = rp.run_plan([good, bad], tmp_path, dry_run=False, inproc=False, jobs=2, keep_going=True,
+                         out=printed.append)
+    assert [s.name for s in failed] == ['bad'] and ok.is_file()
+    assert 'hello from-env' in (tmp_path / 'logs/good.log').read_text()
+    assert any('FAILED' in p and 'exit status 3' in p for p in printed)
+
+
 def test_table_row_options_are_parsed_back_to_the_row():
     """The printed --cfg-options survive mmengine's DictAction and name exactly the table's row key."""
     from mmengine.config import Config

@@ -51,13 +51,19 @@ def main(argv=None) -> int:
     rargv += ['--jobs', str(args.jobs)] if args.jobs else []
     rargv += ['--threads', str(args.threads)] if args.threads else []
     rargv += ['--demo-schedule', *args.demo_schedule] if args.demo_schedule else []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     rc = reproduce.main(rargv)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     if not args.dry_run:
-        print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {wall / 60:.1f} min wall time '
-              f'({os.cpu_count()} CPU cores; finished steps are reused on a rerun)')
+        print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {reproduce._fmt_time(wall)} wall time, '
+              f'{reproduce._fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
     return rc
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 if __name__ == '__main__':

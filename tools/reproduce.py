@@ -28,10 +28,13 @@ continues where it stopped; a training run with checkpoints but without its fina
 ``--resume``. Each step's output goes to ``<work root>/logs/<step>.log``; the console gets the command and one
 progress line per step.
 
-``--demo``: the demo configs (``configs/demo/``) on the generated data (``data/demo``, made if missing), every
-row mapped onto the tiny demo models with shortened schedules (see DEMO_* below), and the steps run inside
-this process (``tools/train.py`` / ``tools/test.py`` ``main(argv)``, no import cost per step). Printed commands
-show ``python``; they run with the interpreter running this script.
+``--demo``: the demo configs (``configs/demo/``) with their own short schedules (``--demo-schedule`` changes
+them) on the generated data (``data/demo``, made if missing), every row mapped onto the tiny demo models
+(DEMO_MODELS below; one pretraining per (model, method), Table C's DeiT-T/S/B rows share one run). The steps
+run in 2 worker processes (``--jobs``; 1 torch thread each on 2 cores) that call ``tools/train.py`` /
+``tools/test.py`` ``main(argv)``, so the OpenMMLab stack is imported once per worker, not once per step; each
+run gets its own ``experiment_name`` (mmengine logger, message hub, visualizer). Printed commands show
+``python``; they run with the interpreter running this script.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from typing import Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mixseg.tables import TABLES, Row, Table, collect, missing_cells, plot, render  # noqa: E402
+from mixseg.tables import TABLES, collect, missing_cells, plot, render  # noqa: E402
 
 METHODS = ('baseline', 'transmix', 'mixpro', 'tokenmix')
 DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
@@ -329,7 +332,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                                       sched['data_size'], '--only', ','.join(datasets)]))
 
     pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
-    train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, options, checkpoint)
+    train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
     test_steps: dict = {}       # (train key, tag) -> step index
     for table, row in rows:
         key = dict(row.key)
@@ -437,7 +440,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
     for s in steps:   # a given backbone file must exist when a transfer that needs it runs
         if s.kind == 'train' and s.needed:
             b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint='))
-            if not any(steps[d].kind == 'pretrain' for d in s.deps) and not Path(b).is_file():
+            if not any(steps[d].kind == 'pretrain' for d in s.deps) and not (ROOT / b).is_file():
                 s.reason = f'missing backbone file {b}'
     return steps
 
@@ -513,9 +516,18 @@ def _run_subprocess(command: list, env: dict, log: Path, shell: str, threads: Op
         full_env = dict(os.environ, PYTHON=sys.executable, **{k: str(v) for k, v in env.items()})
         if threads:
             full_env['OMP_NUM_THREADS'] = str(threads)
+        if 'dist_' in ' '.join(command) and 'PORT' not in full_env and full_env.get('NNODES', '1') == '1':
+            full_env['PORT'] = str(_free_port())   # single-node torchrun runs may run side by side (--jobs)
         rc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=f, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f'exit status {rc}')
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def _worker_init(threads: Optional[int]) -> None:
