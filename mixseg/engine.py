@@ -64,13 +64,61 @@ def install_atomic_checkpoints() -> None:
 
 
 def add_default_hooks(cfg) -> None:
-    """Hooks every training run gets: the NaN guard and the num_classes check (see mixseg.hooks)."""
+    """Hooks every training run gets: the NaN guard, the num_classes check and the per-iteration reseeding
+    that makes a resumed run draw what an uninterrupted one draws (see mixseg.hooks)."""
     import mixseg.hooks  # noqa: F401  (registers the hooks)
     hooks = list(cfg.get('custom_hooks') or [])
-    for name in ('NaNGuardHook', 'NumClassesCheckHook'):
+    for name in ('NaNGuardHook', 'NumClassesCheckHook', 'ResumableRandomnessHook'):
         if not any(h.get('type') == name for h in hooks):
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
+
+
+def _by_epoch(cfg) -> bool:
+    train_cfg = cfg.get('train_cfg') or {}
+    return bool(train_cfg.get('by_epoch', 'Epoch' in str(train_cfg.get('type', ''))))
+
+
+def make_reproducible(cfg) -> list:
+    """Settings that make a run with a fixed seed repeat exactly, also across ``--resume``; returns what
+    was changed (for the log).
+
+    * With ``randomness.diff_rank_seed`` mmengine hands the samplers no seed, and they draw a fresh random
+      one on every start, so two runs with the same seed — or a run and its resumption — shuffle
+      differently. The train sampler gets the run's seed (the same on every rank, as samplers need).
+    * In deterministic mode the persistent workers of an epoch-based train loop are turned off: persistent
+      workers carry their random state from epoch to epoch, and a run resumed at epoch k cannot restore it;
+      workers started per epoch get the same seeds in both runs (mmengine's ``worker_init_fn``).
+    """
+    changes = []
+    randomness = cfg.get('randomness') or {}
+    loader = cfg.get('train_dataloader')
+    if not loader:
+        return changes
+    sampler = loader.get('sampler') or loader.get('batch_sampler') or {}
+    seed = randomness.get('seed')
+    if randomness.get('diff_rank_seed') and seed is not None and sampler and sampler.get('seed') is None:
+        sampler['seed'] = int(seed)
+        changes.append(f'train_dataloader sampler seed = {seed} (diff_rank_seed gives samplers none)')
+    if (randomness.get('deterministic') and _by_epoch(cfg) and loader.get('num_workers', 0) > 0
+            and loader.get('persistent_workers')):
+        loader['persistent_workers'] = False
+        changes.append('train_dataloader.persistent_workers = False (deterministic mode, epoch-based loop)')
+    return changes
+
+
+def refused_checkpoint_message(cfg, error: Exception) -> str:
+    """The one-line error of a checkpoint that mmengine (``load_from`` / ``--resume``) could not load under
+    ``torch.load(weights_only=True)``: torch's message names neither the file nor, in its first line, the
+    reason."""
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+    path = cfg.get('load_from')
+    if not path and cfg.get('resume') and cfg.get('work_dir'):
+        path = find_latest_checkpoint(cfg.work_dir)
+    lines = [ln.strip() for ln in str(error).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
+    reason = lines[0] if lines else str(error).splitlines()[0]
+    return (f'error: {path or "checkpoint"}: refused by safe loading (torch.load weights_only=True): {reason} '
+            f'Only tensors and the types mmengine stores are accepted; nothing was loaded.')
 
 
 def _datasets(cfg_dataset):

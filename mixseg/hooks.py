@@ -76,3 +76,88 @@ class NumClassesCheckHook(Hook):
                 f'{f" at {root}" if root else ""} has {len(classes)} classes ({", ".join(map(str, classes[:5]))}'
                 f'{", ..." if len(classes) > 5 else ""}). Set num_classes={len(classes)} in the model config '
                 f'or give the dataset the classes the model was built for (metainfo=dict(classes=...)).')
+
+
+# Phases of a training step whose random draws are keyed separately (see ResumableRandomnessHook).
+_EPOCH, _FETCH, _STEP = 1, 2, 3
+
+
+def reseed(seed: int, *key: int) -> None:
+    """Seed python's ``random``, numpy's global RNG and torch (CPU and every GPU) from ``(seed, *key)``.
+
+    The key is hashed through numpy's ``SeedSequence``, so neighbouring keys give unrelated streams.
+    """
+    import random
+
+    import numpy as np
+    state = np.random.SeedSequence([int(seed) % 2**63, *map(int, key)]).generate_state(2, np.uint32)
+    random.seed(int(state[0]))
+    np.random.seed(int(state[0]))
+    torch.manual_seed((int(state[0]) << 32) | int(state[1]))
+
+
+class _ReseedingIterator:
+    """Wraps an iteration-based loop's data iterator: reseeds before every batch is drawn."""
+
+    def __init__(self, iterator, seed_fn):
+        self._iterator, self._seed_fn, self.fetched = iterator, seed_fn, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._seed_fn(_FETCH, self.fetched)
+        self.fetched += 1
+        return next(self._iterator)
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+@HOOKS.register_module()
+class ResumableRandomnessHook(Hook):
+    """Make every random draw of training a function of (seed, rank, iteration), so that a run killed and
+    resumed with ``--resume`` draws exactly what an uninterrupted run draws.
+
+    mmengine seeds the process once, when the Runner starts; a resumed run therefore draws its mixing
+    coefficients, boxes, dropout masks and (without worker processes) augmentations from the start of the
+    stream again, and for iteration-based loops it even replays the skipped batches through the pipeline
+    back to back. mmengine has no hook for this (its checkpoints hold no RNG state), hence this one: with
+    ``LOWEST`` priority it reseeds python/numpy/torch from ``(runner.seed, phase, counter)``
+
+    * before each epoch (epoch-based loops: sampler iterator, worker start, first batch),
+    * before each batch is drawn (iteration-based loops: around the loop's data iterator, so the replayed
+      batches after a resume are drawn exactly as they were; epoch-based loops: after each iteration),
+    * right before each ``train_step`` (mixing, drop-path, RPN sampling, ...).
+
+    What it cannot reach: worker processes keep the stream mmengine's ``worker_init_fn`` gave them at start;
+    that is exact for non-persistent workers and for iteration-based loops (the replay walks the workers
+    through the same batches), not for *persistent* workers of an epoch-based loop resumed at epoch k
+    (``tools/train.py --deterministic`` turns them off), and a mixer built with its own ``generator``.
+    Sampler seeds are pinned by :func:`mixseg.engine.pin_sampler_seed`.
+    """
+
+    priority = 'LOWEST'
+
+    def _reseed(self, runner, *key) -> None:
+        reseed(runner.seed, *key)
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if iterator is not None and not isinstance(iterator, _ReseedingIterator):
+            loop.dataloader_iterator = _ReseedingIterator(iterator, lambda *key: self._reseed(runner, *key))
+
+    def _by_epoch(self, runner) -> bool:
+        return not isinstance(getattr(runner.train_loop, 'dataloader_iterator', None), _ReseedingIterator)
+
+    def before_train_epoch(self, runner) -> None:
+        if self._by_epoch(runner):
+            self._reseed(runner, _EPOCH, runner.epoch)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._reseed(runner, _STEP, runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._by_epoch(runner):  # the next batch of this epoch is drawn right after this hook
+            self._reseed(runner, _FETCH, runner.iter + 1)

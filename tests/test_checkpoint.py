@@ -77,6 +77,58 @@ def test_code_carrying_pickle_is_refused(tmp_path):
     assert not (tmp_path / 'pwned').exists()
 
 
+def _evil_checkpoint(tmp_path):
+    """An mmengine-looking checkpoint whose unpickling would run a shell command."""
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path}/pwned',))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'meta': {'note': Evil()}, 'state_dict': {'w': torch.zeros(1)}}, path)
+    return path
+
+
+def _stage2_vit(path):
+    from mixseg.backbones.vit import MixsegViT
+    MixsegViT(arch='deit_tiny_patch16_224', img_size=32, checkpoint=str(path)).init_weights()
+
+
+def _stage2_pvt(path):
+    from mixseg.backbones.pvt import MixsegPVT
+    MixsegPVT(arch='nano', checkpoint=str(path)).init_weights()
+
+
+def _export_tool(path):
+    from pretrain.export import export_checkpoint
+    export_checkpoint(str(path), str(path.with_suffix('.safetensors')))
+
+
+def _tokenmix_teacher(path):
+    from pretrain.mix.tokenmix import CAMTeacher
+    CAMTeacher('resnet18', checkpoint=str(path), num_classes=10)
+
+
+def _mmengine_load_checkpoint(path):
+    # what tools/test.py (load_from) and --resume go through, with the allow-list of `import mixseg`
+    import mixseg  # noqa: F401
+    from mmengine.runner import load_checkpoint
+    load_checkpoint(nn.Linear(1, 1), str(path), map_location='cpu')
+
+
+@pytest.mark.parametrize('loader', [read_weights, _stage2_vit, _stage2_pvt, _export_tool, _tokenmix_teacher,
+                                    _mmengine_load_checkpoint])
+def test_every_loader_refuses_a_code_carrying_pickle(loader, tmp_path):
+    path = _evil_checkpoint(tmp_path)
+    with pytest.raises(Exception) as info:
+        loader(path)
+    message = str(info.value)
+    # ours name the file; mmengine's load_checkpoint passes torch's refusal through, which names the global
+    assert 'evil.pth: cannot be loaded safely' in message or 'Weights only load failed' in message, message
+    assert 'posix.system' in message or 'os.system' in message, message
+    assert not (tmp_path / 'pwned').exists()
+    assert not path.with_suffix('.safetensors').exists()  # nothing half-written
+
+
 def test_unreadable_files_named(tmp_path):
     (tmp_path / 'bad.safetensors').write_bytes(b'\x00garbage')
     with pytest.raises(CheckpointError, match='bad.safetensors: not a readable safetensors file'):

@@ -115,6 +115,43 @@ def test_allow_list_is_exact():
         torch.load(buf, weights_only=True)
 
 
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_train_and_test_tools_refuse_a_checkpoint_carrying_code(tmp_path, demo_data):
+    """--resume FILE, --resume (latest in the work dir) and tools/test.py stop with the file named; the
+    code never runs and nothing is trained."""
+    assert _train(tmp_path, 2).returncode == 0
+    work, marker = tmp_path / 'work', tmp_path / 'pwned'
+    import mixseg  # noqa: F401
+    ckpt = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=True)
+    ckpt['meta']['note'] = _Evil(marker)
+    evil = work / 'iter_3.pth'
+    torch.save(ckpt, evil)
+    for extra in (['--resume', str(evil)], ['--resume']):
+        if extra == ['--resume']:
+            (work / 'last_checkpoint').write_text(str(evil))  # what CheckpointHook writes after a save
+        r = _train(tmp_path, 4, *extra)
+        assert r.returncode != 0
+        assert f'error: {evil}: refused by safe loading (torch.load weights_only=True)' in r.stderr, r.stderr[-2000:]
+        assert 'posix.system' in r.stderr
+        assert not marker.exists() and not (work / 'iter_4.pth').exists()
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES='-1')
+    root = demo_data / 'ade/ADEChallengeData2016'
+    r = subprocess.run([sys.executable, str(ROOT / 'tools/test.py'),
+                        str(ROOT / 'configs/demo/segmenter-linear_vit-demo_1xb4-200i_ade20k-demo-128x128.py'),
+                        str(evil), '--work-dir', str(tmp_path / 'test'), '--data-root', str(root)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and f'error: {evil}: refused by safe loading' in r.stderr, r.stderr[-2000:]
+    assert not marker.exists() and not (tmp_path / 'test/results').exists()
+
+
 def test_cpu_distributed_config():
     """On a CPU machine a multi-process launch gets gloo and a DDP wrapper without device_ids."""
     from mmengine.config import Config

@@ -9,6 +9,7 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -16,8 +17,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
-from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, override_data_root, setup_cpu_distributed,  # noqa: E402
-                           write_results)
+from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, override_data_root,  # noqa: E402
+                           refused_checkpoint_message, setup_cpu_distributed, write_results)
 
 
 def parse_args(argv=None):
@@ -61,7 +62,10 @@ def main(argv=None):
         enable_tta(cfg, args.config)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except pickle.UnpicklingError as e:  # a checkpoint carrying code
+        raise SystemExit(refused_checkpoint_message(cfg, e)) from e
     if get_rank() == 0:
         tag = args.tag or ('ms' if args.tta else 'ss')
         out = write_results(cfg.work_dir, tag, config=args.config, checkpoint=args.checkpoint, tta=args.tta,

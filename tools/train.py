@@ -8,6 +8,7 @@ Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see 
 """
 import argparse
 import os
+import pickle
 import os.path as osp
 import sys
 
@@ -17,7 +18,8 @@ from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
 from mixseg.engine import (add_default_hooks, check_data_roots, default_work_dir, enable_amp, override_data_root,  # noqa: E402
-                           install_atomic_checkpoints, setup_cpu_distributed)
+                           install_atomic_checkpoints, make_reproducible, refused_checkpoint_message,
+                           setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -63,6 +65,8 @@ def build_cfg(args):
         if args.deterministic:
             randomness['deterministic'] = True
         cfg.randomness = randomness
+    for change in make_reproducible(cfg):
+        print(f'mixseg: {change}', flush=True)
     add_default_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
@@ -79,7 +83,10 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except pickle.UnpicklingError as e:  # load_from / --resume of a file carrying code
+        raise SystemExit(refused_checkpoint_message(cfg, e)) from e
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo on machines without a GPU
 )
 # Mixing draws and augmentation differ per rank (DeiT: seed + rank); the sampler's shuffle stays in sync
-# (mmengine then hands samplers no seed, and RepeatAugSampler broadcasts one).
+# (mmengine then hands samplers no seed; tools/train.py gives them this one, the same on every rank).
 randomness = dict(seed=0, diff_rank_seed=True, deterministic=False)
 
 vis_backends = [dict(type='LocalVisBackend')]

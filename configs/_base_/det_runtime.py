@@ -16,5 +16,8 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
+# a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
+# with `tools/train.py --seed N`
+randomness = dict(seed=0)
 load_from = None
 resume = False

@@ -9,6 +9,9 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
+# a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
+# with `tools/train.py --seed N`
+randomness = dict(seed=0)
 load_from = None
 resume = False
 # multi-scale + flip test (`tools/test.py --tta`): averages the logits of the dataset base's `tta_pipeline`

@@ -139,7 +139,12 @@ class CAMTeacher:
             if not os.path.isfile(checkpoint):
                 raise FileNotFoundError(f'CAMTeacher checkpoint not found: {checkpoint}')
             # timm's reader: safetensors or torch.load(weights_only=True), unwraps state_dict(_ema)/model keys
-            self.model.load_state_dict(load_state_dict(checkpoint, weights_only=True))
+            try:
+                state_dict = load_state_dict(checkpoint, weights_only=True)
+            except Exception as e:  # timm's message does not say which file
+                raise RuntimeError(f'{checkpoint}: cannot be loaded safely as a CAMTeacher checkpoint '
+                                   f'({type(e).__name__}: {e})') from e
+            self.model.load_state_dict(state_dict)
         self.model.eval().requires_grad_(False)
         head = self.model.get_classifier()
         if not isinstance(head, torch.nn.Linear):
