@@ -116,8 +116,9 @@ class _ReseedingIterator:
 
 @HOOKS.register_module()
 class ResumableRandomnessHook(Hook):
-    """Make every random draw of training a function of (seed, rank, iteration), so that a run killed and
-    resumed with ``--resume`` draws exactly what an uninterrupted run draws.
+    """Make every random draw of training a function of (seed, iteration) — the seed per rank under
+    ``diff_rank_seed`` — so that a run killed and resumed with ``--resume`` draws exactly what an
+    uninterrupted run draws.
 
     mmengine seeds the process once, when the Runner starts; a resumed run therefore draws its mixing
     coefficients, boxes, dropout masks and (without worker processes) augmentations from the start of the
@@ -134,7 +135,7 @@ class ResumableRandomnessHook(Hook):
     that is exact for non-persistent workers and for iteration-based loops (the replay walks the workers
     through the same batches), not for *persistent* workers of an epoch-based loop resumed at epoch k
     (``tools/train.py --deterministic`` turns them off), and a mixer built with its own ``generator``.
-    Sampler seeds are pinned by :func:`mixseg.engine.pin_sampler_seed`.
+    Sampler seeds are pinned by :func:`mixseg.engine.make_reproducible`.
     """
 
     priority = 'LOWEST'

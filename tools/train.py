@@ -8,8 +8,8 @@ Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see 
 """
 import argparse
 import os
-import pickle
 import os.path as osp
+import pickle
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without install
