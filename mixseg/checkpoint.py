@@ -167,6 +167,25 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[st
     return out
 
 
+def torch_load_safely(path, map_location='cpu'):
+    """``torch.load(path, weights_only=True)`` with the allow-list of :mod:`mixseg.safe_load`; any failure
+    becomes a :class:`CheckpointError` naming the file (torch's own message names neither the file nor, in
+    its first line, the refused global). Every pickle-based load of the project goes through here."""
+    import pickle
+
+    import mixseg.safe_load  # noqa: F401  (allow-list for mmengine checkpoints)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
+        reason = lines[0] if lines else str(e).splitlines()[0]
+        raise CheckpointError(f'{path}: cannot be loaded safely: refused by torch.load(weights_only=True): '
+                              f'{reason} Only tensors and the types mmengine stores are accepted; nothing was '
+                              f'loaded.') from e
+    except Exception as e:  # RuntimeError/EOFError/zipfile errors of a truncated or foreign file
+        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+
+
 def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read any supported weight file into ``(state_dict, meta)`` with wrapper prefixes removed.
 
@@ -180,11 +199,7 @@ def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if path.suffix == '.safetensors':
         bf = load_backbone_file(path)
         return strip_prefixes(bf.state_dict), bf.meta
-    import mixseg.safe_load  # noqa: F401  (allow-list for mmengine checkpoints)
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError/RuntimeError/EOFError/zipfile errors
-        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+    obj = torch_load_safely(path)
     meta = dict(obj.get('meta') or {}) if isinstance(obj, Mapping) and isinstance(obj.get('meta'), Mapping) else {}
     return strip_prefixes(_unwrap(obj, path)), meta
 

@@ -31,9 +31,9 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -572,12 +572,7 @@ def make_demo_data(out, seed: int = 0, size: str = 'small', only=None, force: bo
     return roots
 
 
-def size_spec(size: str) -> dict:
-    """The counts/sizes of a size preset as a plain dict (for tests and docs)."""
-    return asdict(SIZES[size])
-
-
 __all__ = ['SHAPE_CLASSES', 'COCO_CLASSES', 'IMAGENET_CLASSES', 'SHAPE_HUES', 'STUFF_CLASSES',
            'SHAPE_TO_SEG_CLASS', 'ADE20K_LABELS', 'PASCAL_CONTEXT59_LABELS', 'IGNORE_VALUE', 'DATASETS',
            'DATASET_DIRS', 'DATA_ROOTS', 'SIZES', 'SizeSpec', 'make_demo_data', 'parse_only', 'read_marker',
-           'polygon_area', 'size_spec']
+           'polygon_area']

@@ -26,19 +26,70 @@ def setup_cpu_distributed(cfg, launcher: str) -> None:
     if launcher == 'none' or torch.cuda.is_available():
         return
     import torch.distributed as dist
-    if launcher == 'slurm':  # map SLURM's variables onto the ones torch.distributed reads
+    if launcher == 'slurm':  # map SLURM's variables onto the ones torch.distributed reads (as mmengine does)
+        import subprocess
         os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
         os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
         os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
         os.environ.setdefault('MASTER_PORT', '29500')
-        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+        if 'MASTER_ADDR' not in os.environ:  # the first node of the allocation
+            nodes = os.environ.get('SLURM_NODELIST', '')
+            first = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1').strip() if nodes else ''
+            os.environ['MASTER_ADDR'] = first or '127.0.0.1'
+    elif launcher == 'mpi':  # Open MPI's variables (mmengine's _init_dist_mpi reads the same)
+        for ours, ompi in (('RANK', 'OMPI_COMM_WORLD_RANK'), ('WORLD_SIZE', 'OMPI_COMM_WORLD_SIZE'),
+                           ('LOCAL_RANK', 'OMPI_COMM_WORLD_LOCAL_RANK')):
+            os.environ.setdefault(ours, os.environ[ompi])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            raise KeyError('launcher mpi: set MASTER_ADDR to the address of rank 0')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     env_cfg = dict(cfg.get('env_cfg') or {})
     env_cfg['dist_cfg'] = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
     cfg.env_cfg = env_cfg
-    cfg.model_wrapper_cfg = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'),
-                                 device_ids=None)
+    # mmengine's own default wrapper (used when the config has none) sets these two; keep them
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                                                   find_unused_parameters=cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module, loaded once per process (the tools are scripts, not a package; the
+    reproduce driver and the tests call their ``main(argv)`` in-process). Registered in ``sys.modules`` so
+    functions defined there pickle into worker processes."""
+    import importlib.util
+    import sys
+    key = f'_mixseg_tools_{name}'
+    if key not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / 'tools' / f'{name}.py'
+        if not path.is_file():
+            raise FileNotFoundError(f'{path}: no such tool (the tools live in the repository, not in the package)')
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return sys.modules[key]
+
+
+def load_config(args):
+    """The config as both tools start from it: ``args.config`` with ``--cfg-options``, ``--data-root``,
+    ``--launcher`` and the work dir (``--work-dir``, the config's, or ``./work_dirs/<config name>``)."""
+    from mmengine.config import Config
+    if not osp.isfile(args.config):
+        raise SystemExit(f'error: config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        override_data_root(cfg, args.data_root)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    return cfg
 
 
 def install_atomic_checkpoints() -> None:
@@ -57,6 +108,10 @@ def install_atomic_checkpoints() -> None:
     def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
         if '://' in str(filename) or file_client_args is not None or backend_args is not None:
             return original(checkpoint, filename, file_client_args=file_client_args, backend_args=backend_args)
+        # a run killed while saving leaves its temporary file (as large as a checkpoint); only rank 0 saves,
+        # so any such file in the work dir is stale
+        for stale in Path(filename).parent.glob('.*.pth.*.part'):
+            stale.unlink(missing_ok=True)
         atomic_write(filename, lambda tmp: torch.save(checkpoint, tmp))
 
     save_checkpoint._mixseg_atomic = True
@@ -74,7 +129,8 @@ def add_default_hooks(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
-def _by_epoch(cfg) -> bool:
+def by_epoch(cfg) -> bool:
+    """Whether the config trains with an epoch-based loop (``by_epoch=True`` or an ``Epoch...`` loop type)."""
     train_cfg = cfg.get('train_cfg') or {}
     return bool(train_cfg.get('by_epoch', 'Epoch' in str(train_cfg.get('type', ''))))
 
@@ -87,38 +143,29 @@ def make_reproducible(cfg) -> list:
       one on every start, so two runs with the same seed — or a run and its resumption — shuffle
       differently. The train sampler gets the run's seed (the same on every rank, as samplers need).
     * In deterministic mode the persistent workers of an epoch-based train loop are turned off: persistent
-      workers carry their random state from epoch to epoch, and a run resumed at epoch k cannot restore it;
-      workers started per epoch get the same seeds in both runs (mmengine's ``worker_init_fn``).
+      workers carry their random state from epoch to epoch, and a run resumed at epoch k cannot restore it.
+      The workers started per epoch are seeded from (seed, epoch, worker, rank) by
+      :func:`mixseg.hooks.epoch_seeded_worker_init_fn` (mmengine's would repeat one stream every epoch).
     """
     changes = []
     randomness = cfg.get('randomness') or {}
     loader = cfg.get('train_dataloader')
     if not loader:
         return changes
-    sampler = loader.get('sampler') or loader.get('batch_sampler') or {}
+    sampler = loader.get('sampler') or {}
     seed = randomness.get('seed')
     if randomness.get('diff_rank_seed') and seed is not None and sampler and sampler.get('seed') is None:
         sampler['seed'] = int(seed)
         changes.append(f'train_dataloader sampler seed = {seed} (diff_rank_seed gives samplers none)')
-    if (randomness.get('deterministic') and _by_epoch(cfg) and loader.get('num_workers', 0) > 0
+    if (randomness.get('deterministic') and by_epoch(cfg) and loader.get('num_workers', 0) > 0
             and loader.get('persistent_workers')):
         loader['persistent_workers'] = False
         changes.append('train_dataloader.persistent_workers = False (deterministic mode, epoch-based loop)')
+        if 'worker_init_fn' not in loader:
+            import mixseg.hooks  # noqa: F401  (registers the function)
+            loader['worker_init_fn'] = dict(type='epoch_seeded_worker_init_fn')
+            changes.append('train_dataloader.worker_init_fn = epoch_seeded_worker_init_fn (new seeds every epoch)')
     return changes
-
-
-def refused_checkpoint_message(cfg, error: Exception) -> str:
-    """The one-line error of a checkpoint that mmengine (``load_from`` / ``--resume``) could not load under
-    ``torch.load(weights_only=True)``: torch's message names neither the file nor, in its first line, the
-    reason."""
-    from mmengine.runner.checkpoint import find_latest_checkpoint
-    path = cfg.get('load_from')
-    if not path and cfg.get('resume') and cfg.get('work_dir'):
-        path = find_latest_checkpoint(cfg.work_dir)
-    lines = [ln.strip() for ln in str(error).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
-    reason = lines[0] if lines else str(error).splitlines()[0]
-    return (f'error: {path or "checkpoint"}: refused by safe loading (torch.load weights_only=True): {reason} '
-            f'Only tensors and the types mmengine stores are accepted; nothing was loaded.')
 
 
 def _datasets(cfg_dataset):

@@ -3,10 +3,13 @@ the 'pretrain', 'mmseg' and 'mmdet' scopes all find them)."""
 from __future__ import annotations
 
 import math
+import os
 
 import torch
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from mmengine.model import is_model_wrapper
+from mmengine.registry import FUNCTIONS, HOOKS
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 
@@ -16,7 +19,8 @@ class NaNGuardHook(Hook):
 
     mmengine has no such check (mmdet's ``CheckInvalidLossHook`` asserts without saying where or what is
     left). Runs with ``VERY_HIGH`` priority, i.e. before ``CheckpointHook``, so the last checkpoint on disk
-    is the last good one; the error names the iteration and that checkpoint.
+    is the last good one; the error names the iteration and that checkpoint. In a multi-process run the
+    ranks agree first (one all-reduce of a flag per iteration), so all stop at the same iteration.
     """
 
     priority = 'VERY_HIGH'
@@ -26,15 +30,24 @@ class NaNGuardHook(Hook):
             return
         loss = outputs['loss']
         value = float(loss.detach().float().mean()) if isinstance(loss, torch.Tensor) else float(loss)
-        if math.isfinite(value):
+        # the loss is per rank but the averaged gradients spoil every replica: all ranks stop together,
+        # before any of them reaches CheckpointHook
+        flag = torch.tensor(0.0 if math.isfinite(value) else 1.0,
+                            device=loss.device if isinstance(loss, torch.Tensor) else 'cpu')
+        all_reduce(flag, op='max')
+        if not flag.item():
             return
+        if math.isfinite(value):
+            raise FloatingPointError(
+                f'the loss became non-finite on another rank at iteration {runner.iter + 1} '
+                f'(epoch {runner.epoch + 1}); stopped on all ranks, nothing of this iteration was saved')
         last = find_latest_checkpoint(runner.work_dir) if runner.work_dir else None
         bad = [k for k, v in outputs.items()
                if k != 'loss' and isinstance(v, (torch.Tensor, float)) and not math.isfinite(float(v))]
         raise FloatingPointError(
             f'loss became {value} at iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
             + (f'; non-finite terms: {", ".join(bad)}' if bad else '')
-            + f'. Training stopped; nothing of this iteration was saved. Last good checkpoint: '
+            + '. Training stopped; nothing of this iteration was saved. Last good checkpoint: '
             + (f'{last} (continue with --resume {last})' if last else 'none saved yet'))
 
 
@@ -62,7 +75,7 @@ class NumClassesCheckHook(Hook):
         classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
         if not classes:
             return
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         for name, module in model.named_modules():
             n = getattr(module, 'num_classes', None)
             if not isinstance(n, int) or n == 0 or name.endswith('rpn_head') or n == len(classes):
@@ -94,6 +107,19 @@ def reseed(seed: int, *key: int) -> None:
     random.seed(int(state[0]))
     np.random.seed(int(state[0]))
     torch.manual_seed((int(state[0]) << 32) | int(state[1]))
+
+
+@FUNCTIONS.register_module()
+def epoch_seeded_worker_init_fn(worker_id: int) -> None:
+    """Data-worker seeding for ``--deterministic`` epoch-based runs (workers restarted every epoch).
+
+    mmengine's ``worker_init_fn`` seeds a worker with ``seed + worker_id + rank·num_workers``: the same
+    augmentation stream in every epoch. torch itself seeds each worker from a base seed drawn from the main
+    process's RNG when the epoch's iterator is made, which :class:`ResumableRandomnessHook` has just set from
+    (seed, epoch); this keeps torch's seed and also mixes in the rank, so streams differ per epoch, worker
+    and rank, and a resumed run repeats them.
+    """
+    reseed(torch.initial_seed(), int(os.environ.get('RANK', 0)))
 
 
 class _ReseedingIterator:
@@ -131,10 +157,11 @@ class ResumableRandomnessHook(Hook):
       batches after a resume are drawn exactly as they were; epoch-based loops: after each iteration),
     * right before each ``train_step`` (mixing, drop-path, RPN sampling, ...).
 
-    What it cannot reach: worker processes keep the stream mmengine's ``worker_init_fn`` gave them at start;
-    that is exact for non-persistent workers and for iteration-based loops (the replay walks the workers
-    through the same batches), not for *persistent* workers of an epoch-based loop resumed at epoch k
-    (``tools/train.py --deterministic`` turns them off), and a mixer built with its own ``generator``.
+    What it cannot reach: worker processes keep the stream they were seeded with at start; that is exact for
+    iteration-based loops (the replay walks the workers through the same batches) and for workers started
+    per epoch, not for *persistent* workers of an epoch-based loop resumed at epoch k
+    (``tools/train.py --deterministic`` turns them off and seeds the per-epoch workers with
+    :func:`epoch_seeded_worker_init_fn`), and a mixer built with its own ``generator``.
     Sampler seeds are pinned by :func:`mixseg.engine.make_reproducible`.
     """
 
@@ -143,22 +170,22 @@ class ResumableRandomnessHook(Hook):
     def _reseed(self, runner, *key) -> None:
         reseed(runner.seed, *key)
 
+    by_epoch = True  # until before_train finds an iteration-based loop
+
     def before_train(self, runner) -> None:
         loop = runner.train_loop
-        iterator = getattr(loop, 'dataloader_iterator', None)
+        iterator = getattr(loop, 'dataloader_iterator', None)  # only iteration-based loops have one
+        self.by_epoch = iterator is None
         if iterator is not None and not isinstance(iterator, _ReseedingIterator):
             loop.dataloader_iterator = _ReseedingIterator(iterator, lambda *key: self._reseed(runner, *key))
 
-    def _by_epoch(self, runner) -> bool:
-        return not isinstance(getattr(runner.train_loop, 'dataloader_iterator', None), _ReseedingIterator)
-
     def before_train_epoch(self, runner) -> None:
-        if self._by_epoch(runner):
+        if self.by_epoch:
             self._reseed(runner, _EPOCH, runner.epoch)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         self._reseed(runner, _STEP, runner.iter)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if self._by_epoch(runner):  # the next batch of this epoch is drawn right after this hook
+        if self.by_epoch:  # the next batch of this epoch is drawn right after this hook
             self._reseed(runner, _FETCH, runner.iter + 1)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 # ---------------------------------------------------------------------------------------------------------
 # Published numbers. A row is identified by its key (the fields of ``table_row`` minus ``table``).
@@ -89,17 +89,6 @@ TABLE_C = Table(
           for meth, pub in rows))
 
 TABLES = {t.name: t for t in (TABLE_A, TABLE_B, TABLE_C)}
-
-# ImageNet-1k top-1 (context for stage 1; MixPro table: baseline / TransMix / MixPro, TokenMix table: CutMix → TokenMix)
-IMAGENET_TOP1 = {
-    'deit-t': dict(baseline=72.2, transmix=72.6, mixpro=73.8, tokenmix=73.2),
-    'deit-s': dict(baseline=79.8, transmix=80.7, mixpro=81.3, tokenmix=80.8),
-    'deit-b': dict(baseline=81.8, transmix=82.4, mixpro=82.9, tokenmix=82.9),
-    'pvt-t': dict(baseline=75.1, transmix=75.5, mixpro=76.7, tokenmix=75.6),
-    'pvt-s': dict(baseline=79.8, transmix=80.5, mixpro=81.2),
-    'pvt-m': dict(baseline=81.2, transmix=82.1, mixpro=82.7),
-    'pvt-l': dict(baseline=81.7, transmix=82.4, mixpro=82.9),
-}
 
 # ---------------------------------------------------------------------------------------------------------
 # Collecting our results.
@@ -233,6 +222,17 @@ def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> st
     return '\n'.join(lines)
 
 
+def render_tables(work_dirs: Iterable[str | Path], tables: Iterable[str], fmt: str = 'md', note: str = '',
+                  warn=None) -> tuple[Collection, str]:
+    """Collect the results under ``work_dirs`` and render the named tables as one text; every file or work dir
+    that :func:`collect` skipped is reported through ``warn`` (default: a line on stderr)."""
+    col = collect(work_dirs)
+    for path, why in col.skipped:
+        (warn or (lambda msg: print(msg, file=sys.stderr)))(f'warning: skipped {path}: {why}')
+    texts = [render(TABLES[t], col, fmt, note) for t in tables]
+    return col, ('[\n' + ',\n'.join(texts) + '\n]' if fmt == 'json' else '\n\n'.join(texts))
+
+
 def missing_cells(table: Table, col: Collection) -> list[tuple[tuple, str]]:
     """(row label, column) of every non-reference cell without a result."""
     return [(row.label, c.name) for row, cells in build_table(table, col) if not row.reference
@@ -269,8 +269,3 @@ def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = 
     path = atomic_write(out, write)
     plt.close(fig)
     return path
-
-
-def table_row_of(cfg: Any) -> dict | None:
-    row = cfg.get('table_row') if hasattr(cfg, 'get') else None
-    return dict(row) if row else None

@@ -123,7 +123,8 @@ class MixClassifier(BaseModel):
         elif getattr(mixer, 'num_classes', self.num_classes) != self.num_classes:
             raise ValueError(f'mixer.num_classes={mixer.num_classes} differs from the model\'s num_classes='
                              f'{self.num_classes}')
-        set_patch_size(mixer, self.patch_size)
+        if hasattr(mixer, 'patch_size'):
+            mixer.patch_size = self.patch_size  # a MixSwitch passes it on to its members
         return mixer
 
     # ------------------------------------------------------------------ mmengine entry points
@@ -169,11 +170,3 @@ class MixClassifier(BaseModel):
         top = logits.topk(k, dim=1).indices.cpu()
         gts = labels.cpu().tolist() if labels is not None else [None] * len(top)
         return [dict(topk=t.tolist(), gt_label=g, num_classes=self.num_classes) for t, g in zip(top, gts)]
-
-
-def set_patch_size(mixer, patch_size: int) -> None:
-    """Set the token stride on a mixer and on the mixers it switches between."""
-    if hasattr(mixer, 'patch_size'):
-        mixer.patch_size = patch_size
-    for child in getattr(mixer, 'mixers', None) or ():
-        set_patch_size(child, patch_size)

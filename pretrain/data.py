@@ -193,5 +193,4 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
 
     def set_epoch(self, epoch: int) -> None:
         # timm seeds the permutation with ``self.epoch``: fold the run's seed in.
-        self.mm_epoch = epoch
         super().set_epoch(self.seed + epoch)

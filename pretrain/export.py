@@ -120,30 +120,69 @@ def save_classifier_backbone(path, classifier, *, classifier_meta=None, method=N
         num_classes=getattr(meta_src, 'num_classes', None), **extra)
 
 
+def plain_config(text: str, source: str):
+    """The config mmengine stores in a checkpoint (``meta['cfg']``, its ``pretty_text``), read as data.
+
+    ``Config.fromstring`` would execute the text, and a checkpoint is untrusted input; the stored text is
+    only assignments of literals and ``dict(...)`` calls, which are evaluated here without running anything
+    (nothing in mmengine parses a config without executing it). Anything else is refused.
+    """
+    import ast
+
+    from mmengine.config import Config
+
+    from mixseg.checkpoint import CheckpointError
+
+    class _DictCalls(ast.NodeTransformer):
+        def visit_Call(self, node):
+            self.generic_visit(node)
+            # dict(k=v, ...) and dict({...}) — pretty_text writes non-identifier keys the second way
+            if (isinstance(node.func, ast.Name) and node.func.id == 'dict' and all(kw.arg for kw in node.keywords)
+                    and (not node.args or (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)))):
+                inner = node.args[0] if node.args else ast.Dict(keys=[], values=[])
+                return ast.Dict(keys=inner.keys + [ast.Constant(kw.arg) for kw in node.keywords],
+                                values=inner.values + [kw.value for kw in node.keywords])
+            return node
+
+    cfg = {}
+    try:
+        for stmt in ast.parse(text).body:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)):
+                raise ValueError(f'line {stmt.lineno} is not a plain assignment')
+            value = _DictCalls().visit(stmt.value)
+            try:
+                cfg[stmt.targets[0].id] = ast.literal_eval(value)
+            except ValueError as e:
+                raise ValueError(f'line {stmt.lineno} ({stmt.targets[0].id} = ...) is not plain data') from e
+    except (SyntaxError, ValueError) as e:
+        raise CheckpointError(f'{source}: the stored config is not plain data and is not executed ({e}); '
+                              f'pass the pretraining config with --config') from e
+    return Config(cfg)
+
+
 def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
                       top1: Optional[float] = None):
     """Write the backbone file of a stage-1 mmengine checkpoint.
 
     The checkpoint is read with ``torch.load(weights_only=True)`` (``import mixseg`` allow-lists what mmengine
     stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine stored in
-    the checkpoint's ``meta``) and the weights are loaded strictly, so a checkpoint of another architecture is
-    refused with the list of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when
-    ``EMAHook`` was on (the raw ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
+    the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed) and the weights are
+    loaded strictly, so a checkpoint of another architecture is refused with the list of missing/unexpected
+    keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw ones under
+    ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
     """
     import mixseg  # noqa: F401  (safe-loading allow-list)
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from mixseg.checkpoint import CheckpointError, load_strict
+    from mixseg.checkpoint import CheckpointError, load_strict, torch_load_safely
 
     from .registry import MODELS
 
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'{checkpoint}: checkpoint not found')
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f'{checkpoint}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+    ckpt = torch_load_safely(checkpoint)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get('state_dict'), Mapping):
         raise CheckpointError(f'{checkpoint}: not an mmengine checkpoint (no "state_dict")')
     meta = ckpt.get('meta') or {}
@@ -151,7 +190,7 @@ def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, u
         cfg = Config.fromfile(config)
         source_config = config
     elif meta.get('cfg'):
-        cfg = Config.fromstring(meta['cfg'], '.py')
+        cfg = plain_config(meta['cfg'], f'{checkpoint} (meta.cfg)')
         source_config = f'{checkpoint} (config stored in the checkpoint)'
     else:
         raise CheckpointError(f'{checkpoint}: the checkpoint carries no config; pass --config')

@@ -33,3 +33,15 @@ def _restore_default_scope():
     yield
     for name in set(DefaultScope._instance_dict) - before:
         del DefaultScope._instance_dict[name]
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures('one_thread')``): on a shared
+    2-core machine two OpenMP threads per process spin against each other and run several times slower;
+    restored afterwards."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

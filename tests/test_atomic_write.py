@@ -69,12 +69,15 @@ def test_mmengine_checkpoints_are_atomic(tmp_path):
         return real(obj, f, *a, **k)
 
     torch.save = spy
+    stale = tmp_path / '.iter_0.pth.k3j2.part'  # left by a run killed while saving
+    stale.write_bytes(b'half')
     try:
         mm_runner.save_checkpoint({'meta': {'iter': 1}}, str(tmp_path / 'iter_1.pth'))
     finally:
         torch.save = real
     assert len(calls) == 1 and calls[0].endswith('.part') and '.iter_1.pth.' in calls[0]
     assert torch.load(tmp_path / 'iter_1.pth', weights_only=True) == {'meta': {'iter': 1}}
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ['iter_1.pth']
 
 
 def test_written_file_gets_the_usual_permissions(tmp_path):

@@ -122,8 +122,8 @@ def test_every_loader_refuses_a_code_carrying_pickle(loader, tmp_path):
     with pytest.raises(Exception) as info:
         loader(path)
     message = str(info.value)
-    # ours name the file; mmengine's load_checkpoint passes torch's refusal through, which names the global
-    assert 'evil.pth: cannot be loaded safely' in message or 'Weights only load failed' in message, message
+    # all name the file (mmengine's loader is replaced by ours in mixseg.safe_load) and the refused global
+    assert 'evil.pth: cannot be loaded safely' in message, message
     assert 'posix.system' in message or 'os.system' in message, message
     assert not (tmp_path / 'pwned').exists()
     assert not path.with_suffix('.safetensors').exists()  # nothing half-written
@@ -164,3 +164,26 @@ def test_no_unsafe_torch_load_in_source():
                 if not re.search(r'weights_only\s*=\s*True', call):
                     offenders.append(f'{f.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}: {call}')
     assert not offenders, 'torch.load without weights_only=True:\n' + '\n'.join(offenders)
+
+
+def test_export_reads_the_stored_config_as_data_never_as_code(tmp_path):
+    """tools/export_backbone.py without --config rebuilds the model from ``meta['cfg']``: that text comes
+    from the (untrusted) checkpoint, so it is parsed as data; mmengine's Config.fromstring would run it."""
+    from mmengine.config import Config
+
+    from pretrain.export import export_checkpoint, plain_config
+    for name in ('configs/demo/pretrain_vit-nano_transmix_demo.py',
+                 'configs/pretrain/deit-s_tokenmix_8xb128-300e_in1k.py',
+                 'configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
+                 'configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py'):
+        text = Config.fromfile(str(ROOT / name)).pretty_text  # what mmengine stores in meta['cfg']
+        assert plain_config(text, name).to_dict() == Config.fromstring(text, '.py').to_dict(), name
+
+    marker = tmp_path / 'pwned'
+    text = f"model = dict(type='MixClassifier')\nx = __import__('os').system('touch {marker}')\n"
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'meta': {'cfg': text}, 'state_dict': {'w': torch.zeros(1)}}, path)
+    with pytest.raises(CheckpointError, match=r'ckpt.pth \(meta.cfg\): the stored config is not plain data and '
+                                              r'is not executed \(line 2 \(x = \.\.\.\) is not plain data\); pass'):
+        export_checkpoint(str(path), str(tmp_path / 'out.safetensors'))
+    assert not marker.exists() and not (tmp_path / 'out.safetensors').exists()

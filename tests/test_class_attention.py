@@ -87,6 +87,30 @@ def test_probe_qk_norm_dynamic_size_and_train_mode():
     assert (attn - row0[:, 1:]).abs().max() <= 1e-5
 
 
+def test_probe_attention_is_float32_under_autocast():
+    """The class row is computed with autocast off: float32 from the (bfloat16) projections, not a bf16 einsum."""
+    model = make('deit_tiny_patch16_224', depth=2, img_size=64)
+    probe = ClassAttentionProbe(model)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(3, 192, generator=g).bfloat16(), torch.randn(3, 17, 192, generator=g).bfloat16()
+    want = probe._class_attention(q, k)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = probe._class_attention(q, k)
+    assert want.dtype == got.dtype == torch.float32 and torch.equal(got, want)
+    # end to end: exactly the float32 class row of the (bfloat16) projections the autocast forward made
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    _, ref = probe(x)
+    qkv = []
+    handle = model.blocks[-1].attn.qkv.register_forward_hook(lambda m, args, out: qkv.append(out))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        _, attn = probe(x)
+    handle.remove()
+    out, D = qkv[0], probe.attn_dim
+    assert out.dtype == torch.bfloat16 and attn.dtype == torch.float32
+    assert torch.equal(attn, probe._class_attention(out[:, 0, :D], out[..., D:2 * D]))
+    assert torch.allclose(attn, ref, atol=2e-2)  # and near the float32 forward
+
+
 def test_probe_distilled_training_returns_model_output():
     model = make('deit_tiny_distilled_patch16_224', depth=1, img_size=32).train()
     model.set_distilled_training(True)

@@ -82,6 +82,16 @@ def test_demo_dry_run(tmp_path):
     assert not (tmp_path / 'w').exists() and not (tmp_path / 'd').exists()   # a dry run writes nothing
 
 
+def test_demo_help_lists_the_options_it_forwards():
+    """tools/demo.py passes every option but --tables on to tools/reproduce.py --demo; its help still names them."""
+    r = subprocess.run([sys.executable, 'tools/demo.py', '--help'], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for opt in ('--tables', '--work-root', '--data-root', '--dry-run', '--jobs', '--threads', '--keep-going',
+                '--demo-schedule'):
+        assert opt in r.stdout, opt
+
+
 @pytest.mark.slow
 def test_mini_demo_end_to_end_and_rerun(tmp_path):
     """Table B's baseline row on tiny data with a one-epoch schedule, in the worker pool: data → pretraining

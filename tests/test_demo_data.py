@@ -1,6 +1,5 @@
 """Demo data generator: determinism, counts, label ranges, mask/annotation consistency and the real loaders."""
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -132,9 +131,8 @@ def test_cli(tmp_path, capsys):
     assert dd.read_marker(tmp_path, 'imagenet')['seed'] == 5
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and 'skip imagenet' in r.stdout
-    spec = importlib.util.spec_from_file_location('make_demo_data_cli', REPO / 'tools' / 'make_demo_data.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from mixseg.engine import load_tool
+    cli = load_tool('make_demo_data')
     with pytest.raises(SystemExit) as e:
         cli.main(['--out', str(tmp_path), '--only', 'nope'])
     assert e.value.code == 2 and 'unknown demo dataset' in capsys.readouterr().err

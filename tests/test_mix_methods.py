@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from pretrain.mix import (
-    CAMTeacher, CutMix, MaskMix, Mixup, NoMix, TokenMix, TransMix, block_mask, normalize_map, random_cells,
-    random_token_mask,
+    CAMTeacher, CutMix, MaskMix, Mixup, NoMix, TokenMix, TransMix, block_mask, box_mask, normalize_map, random_cells,
+    random_subsets, random_token_mask,
     smooth_one_hot)
 
 C = 5
@@ -66,6 +66,21 @@ def test_cutmix_lam_is_pasted_share_and_token_mask_is_nearest(mode):
         assert torch.equal(mixed.images[m.unsqueeze(1).expand_as(x)], x[mixed.partner][m.unsqueeze(1).expand_as(x)])
     lam = CutMix(C, mode=mode, generator=gen(0))(x, y).lam_area
     assert (lam.unique().numel() == 1) == (mode == 'batch')
+
+
+@pytest.mark.parametrize('mode, snap, patch', [('batch', False, 16), ('elem', False, 8), ('elem', True, 16)])
+def test_cutmix_token_mask_equals_box_mask_on_token_corners(mode, snap, patch):
+    """The token mask (pixel mask at each token's top-left pixel) is the box test at the token corners."""
+    g = gen(3)
+    x = torch.randn(4, 3, 64, 96, generator=g)
+    y = torch.randint(0, C, (4,), generator=g)
+    for seed in range(20):
+        mixer = CutMix(C, mode=mode, snap_to_tokens=snap, patch_size=patch, generator=gen(seed))
+        mixed = mixer(x, y)
+        boxes = CutMix(C, mode=mode, snap_to_tokens=snap, patch_size=patch, generator=gen(seed)).sample_boxes(
+            4, (64, 96))  # the first draws of _mix
+        want = box_mask(boxes, torch.arange(64 // patch) * patch, torch.arange(96 // patch) * patch)
+        assert torch.equal(mixed.token_mask, want.float().expand(4, -1, -1))
 
 
 def test_cutmix_snap_to_tokens():
@@ -143,6 +158,18 @@ def test_maskmix_count_is_ceil_of_r():
 def test_random_cells_exact_count():
     m = random_cells(torch.tensor([0, 3, 16, 7]), (4, 4), gen(0))
     assert m.flatten(1).sum(1).tolist() == [0, 3, 16, 7]
+
+
+def test_random_cells_and_token_mask_share_one_draw():
+    """Both are random_subsets: rank of B×n i.i.d. uniforms below the count (the same draws as before)."""
+    def by_rank(B, n, count, g):
+        rank = torch.rand(B, n, generator=g).argsort(1).argsort(1)
+        return rank < torch.as_tensor(count).view(-1, 1)
+    n = torch.tensor([0, 3, 16, 7, 9])
+    assert torch.equal(random_cells(n, (4, 4), gen(4)), by_rank(5, 16, n, gen(4)).view(5, 4, 4))
+    assert torch.equal(random_subsets(5, 16, n, gen(4)).view(5, 4, 4), random_cells(n, (4, 4), gen(4)))
+    assert torch.equal(random_token_mask(3, (6, 7), 20, gen(5)), by_rank(3, 42, 20, gen(5)).view(3, 6, 7))
+    assert torch.equal(random_subsets(3, 42, 20, gen(5)).view(3, 6, 7), random_token_mask(3, (6, 7), 20, gen(5)))
 
 
 def test_maskmix_cell_size_defaults_and_errors():
@@ -302,6 +329,30 @@ def test_tokenmix_sources_and_errors(tmp_path):
             TokenMix(C, mask_ratio=ratio)
     with pytest.raises(ValueError, match='min_block=14'):
         TokenMix(C)(x, y)  # 4×4 grid: no block of 14 tokens fits the 8 to paste
+
+
+def test_cam_teacher_refuses_a_head_norm():
+    """ConvNeXt's head normalises the pooled features before its Linear: W·F is not its CAM."""
+    with pytest.raises(ValueError, match=r'convnext_atto applies head\.norm \(LayerNorm2d\) before head\.fc'):
+        CAMTeacher('convnext_atto', num_classes=C)
+    teacher = CAMTeacher('resnet18', num_classes=C)  # fc directly on the pooled features
+    x, y = batch(B=2, size=64)
+    assert teacher(x, y, (2, 2)).shape == (2, 4)
+
+
+def test_cam_teacher_is_float32_under_autocast():
+    teacher = CAMTeacher('test_resnet', num_classes=C)
+    x, y = batch(B=4, size=64)
+    want = teacher(x, y, (4, 4))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        feats = teacher.model.forward_features(x)
+        got = teacher(x, y, (4, 4))
+    assert got.dtype == torch.float32
+    # the features are bfloat16 under autocast; the CAM from them is computed in float32
+    raw = torch.einsum('bchw,bc->bhw', feats.float(), teacher.model.get_classifier().weight[y]).relu()
+    expect = F.interpolate(raw[:, None], size=(4, 4), mode='bilinear', align_corners=False).flatten(1)
+    assert torch.allclose(got, normalize_map(expect), atol=1e-6)
+    assert torch.allclose(got, want, atol=2e-2)
 
 
 # --- invariants over all methods, seeding ----------------------------------------------------------------------

@@ -1,15 +1,5 @@
 """Smoke runs of tools/visualize_mix.py and tools/benchmark_mix.py on tiny settings."""
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mixseg.engine import load_tool
 
 
 def test_visualize_mix_writes_one_png_per_method(tmp_path):

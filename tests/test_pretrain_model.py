@@ -48,6 +48,13 @@ def test_registered_names_and_scope():
     assert all(child.patch_size == 8 for child in m.mixer.mixers)
 
 
+def test_patch_size_reaches_nested_switch_members():
+    m = make(mixer=dict(type='mixpro_recipe'))  # MixSwitch([MaskMix, MixSwitch([Mixup, CutMix])])
+    leaves = [m.mixer.mixers[0], *m.mixer.mixers[1].mixers]
+    assert [type(x).__name__ for x in leaves] == ['MaskMix', 'Mixup', 'CutMix']
+    assert m.mixer.mixers[1].patch_size == 8 and all(x.patch_size == 8 for x in leaves)
+
+
 def test_state_dict_holds_the_timm_model_once():
     m = make()
     keys = list(m.state_dict())

@@ -201,6 +201,45 @@ def test_features_only():
     assert model.feature_info.reduction() == [4, 8, 16, 32]
 
 
+def test_features_only_stops_after_the_last_stage_taken():
+    """features_only with out_indices (0, 1): stages 3-4 are not run; the maps are those of a full pass."""
+    model = timm.create_model('pvt_nano', features_only=True, out_indices=(0, 1)).eval()
+    randomize_(model)
+    pvt, ran = model.model, []
+    for name in ('block3', 'block4'):
+        getattr(pvt, name)[0].register_forward_hook(lambda *_, name=name: ran.append(name))
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = model(x)
+        assert ran == []
+        _, full = pvt.forward_intermediates(x, indices=(0, 1))  # final features too: all four stages
+    assert ran == ['block3', 'block4']
+    assert len(feats) == len(full) == 2
+    assert all(torch.equal(f, g) for f, g in zip(feats, full))
+
+
+def test_resize_grid_pos_embed_is_timms_but_keeps_float64():
+    """Forward-time resampling: timm's resample_abs_pos_embed (no antialias) in float32/bfloat16/float16;
+    timm computes float64 in float32, ours keeps float64 (the float64 parity test with mmdet's PVT)."""
+    from timm.layers import resample_abs_pos_embed
+    from mixseg.models.pvt import resize_grid_pos_embed
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        for prefix in (0, 1):
+            for mode in ('bilinear', 'bicubic'):
+                pos = torch.randn(1, prefix + 7 * 7, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+                ours = resize_grid_pos_embed(pos, (7, 7), (5, 9), prefix, mode)
+                timms = resample_abs_pos_embed(pos, [5, 9], old_size=[7, 7], num_prefix_tokens=prefix,
+                                               interpolation=mode, antialias=False)
+                assert ours.dtype == dtype and ours.shape == (1, prefix + 45, 16)
+                assert torch.equal(ours[:, :prefix], pos[:, :prefix])
+                if dtype == torch.float64:
+                    want = resize_grid_pos_embed(pos.float(), (7, 7), (5, 9), prefix, mode).double()
+                    assert not torch.equal(ours, timms) and torch.equal(timms, want)
+                    assert torch.allclose(ours, timms, atol=1e-5)
+                else:
+                    assert torch.equal(ours, timms), (dtype, prefix, mode)
+
+
 # --------------------------------------------------------------------------- mmdet parity
 def _mmdet_pvt(tmp_path, sd, num_layers, **kw):
     pvt_mod = pytest.importorskip('mmdet.models.backbones.pvt')
@@ -262,8 +301,9 @@ def test_mmdet_pvt_loads_our_weights_and_matches_at_224(tmp_path):
 
 def test_mmdet_pvt_same_function_in_float64(tmp_path):
     """Strongly randomised PVT-T weights (non-uniform attention, non-trivial norms and biases), a non-square
-    input (position embeddings resampled) in float64: ours and mmdet's PVT compute the same function to rounding (float32 differs only by summation order, ~1e-6
-    relative: SDPA vs explicit attention, Linear vs 1x1 conv)."""
+    input (position embeddings resampled) in float64: ours and mmdet's PVT compute the same function to
+    rounding (float32 differs only by summation order, ~1e-6 relative: SDPA vs explicit attention, Linear vs
+    1x1 conv)."""
     pytest.importorskip('mmdet.models.backbones.pvt')
     sd = randomize_(timm.create_model('pvt_tiny'), seed=1).state_dict()
     mm = _mmdet_pvt(tmp_path, sd, (2, 2, 2, 2)).double()

@@ -1,6 +1,5 @@
 """tools/reproduce.py: the commands of a whole table on the real configs (dry run), the launchers and GPU
 counts, and the skip logic that lets a killed table run continue."""
-import importlib.util
 import re
 import shlex
 import subprocess
@@ -9,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from mixseg.engine import load_tool
 from mixseg.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_reproduce():
-    if 'reproduce' in sys.modules:
-        return sys.modules['reproduce']
-    spec = importlib.util.spec_from_file_location('reproduce', ROOT / 'tools' / 'reproduce.py')
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules['reproduce'] = mod   # picklable step functions (worker processes)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rp = _load_reproduce()
+rp = load_tool('reproduce')  # registered in sys.modules: its step functions pickle into worker processes
 
 
 def dry_run(*argv):
@@ -262,6 +252,7 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
     assert calls == ['a', 'b', 'd'] and sorted(s.name for s in failed) == ['b', 'c']
     text = '\n'.join(printed)
     assert 'FAILED' in text and 'b broke' in text and 'not run' in text
+    assert re.search(r'\] a  done in \d+:\d\d  \(elapsed \d+:\d\d, ETA \d+:\d\d\)', text)   # progress + ETA
     assert (tmp_path / 'logs/b.log').read_text().count('b broke') >= 1
 
     calls.clear()
@@ -306,3 +297,136 @@ def test_table_row_options_are_parsed_back_to_the_row():
         assert tuple(sorted((k, v) for k, v in row.items() if k != 'table')) in \
             {r.key for r in TABLES['C'].rows}
     assert re.search(r'test ms', ' '.join(s.title for s in steps))
+
+
+def test_demo_schedule_is_validated(capsys):
+    for item in ('seg_iters=abc', 'data_size=huge', 'det_epochs=0', 'pretrain_epochs=-1', 'nope=1', 'seg_iters='):
+        with pytest.raises(SystemExit) as e:
+            rp.parse_args(['A', '--demo', '--demo-schedule', item])
+        assert e.value.code == 2 and f"--demo-schedule '{item}'" in capsys.readouterr().err, item
+    args = rp.parse_args(['A', '--demo', '--demo-schedule', 'data_size=tiny', 'seg_iters=5'])
+    assert args.demo_schedule == {'data_size': 'tiny', 'seg_iters': 5}
+
+
+def test_finish_tables_warns_about_skipped_results(tmp_path):
+    _touch(tmp_path / 'run/results/ss.json', '{not json')
+    printed = []
+    rp.finish_tables(['A'], tmp_path, write=False, out=printed.append)
+    assert any(p.startswith('warning: skipped') and 'unreadable results file' in p for p in printed)
+    printed.clear()
+    rp.finish_tables(['A'], tmp_path / 'not-yet', write=False, out=printed.append)   # a dry run's new work root
+    assert not any('warning' in p for p in printed)
+
+
+def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
+    """A step that kills its worker process (as the OOM killer would) breaks the process pool: the steps the
+    pool held fail with a clear message, the pool is rebuilt for the rest (--keep-going), no traceback."""
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    def write(argv):   # argv: output [seconds to wait first]
+        time.sleep(float(argv[1]) if argv[1:] else 0)
+        _touch(argv[0])
+    # tools/<script>.py stand-ins, inherited by the forked workers
+    monkeypatch.setitem(rp._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setitem(rp._TOOLS, 'write', SimpleNamespace(main=write))
+
+    def steps(root):
+        def step(name, script, deps=(), wait=None):
+            out = root / f'{name}.out'
+            return rp.Step('test', name, name, [out], deps=list(deps), script=script,
+                           argv=[str(out)] + ([str(wait)] if wait else []), command=['python', f'tools/{script}.py'])
+        # 'beside' runs beside 'dies' (it would take a minute: it is stopped with the pool)
+        return [step('dies', 'die'), step('beside', 'write', wait=60), step('after', 'write', deps=[0]),
+                step('later', 'write')]
+
+    for keep_going in (True, False):
+        root = tmp_path / str(keep_going)
+        printed = []
+        t0 = time.perf_counter()
+        failed = rp.run_plan(steps(root), root, dry_run=False, inproc=True, jobs=2, keep_going=keep_going,
+                             out=printed.append)
+        assert time.perf_counter() - t0 < 50
+        text = '\n'.join(printed)
+        assert 'Traceback' not in text and 'BrokenProcessPool' not in text
+        for name in ('dies', 'beside'):
+            assert re.search(rf'{name}  FAILED after .*: worker process died', text), text
+        if keep_going:   # the independent step runs in a fresh pool
+            assert re.search(r'after  not run', text)
+            assert sorted(s.name for s in failed) == ['after', 'beside', 'dies']
+            assert (root / 'later.out').is_file() and re.search(r'later  done in', text)
+        else:            # stops cleanly: what was left is reported as not run
+            assert sorted(s.name for s in failed) == ['after', 'beside', 'dies', 'later']
+            assert not (root / 'later.out').exists()
+
+
+def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
+    """Each step stamps its work dir with its arguments; another --demo-schedule (here seg_iters) makes the
+    affected steps start over (no --resume from the old schedule's checkpoints, which are set aside) while the
+    rest stays done; work dirs without stamps (older runs) count as done."""
+    import json
+    from mixseg.demo_data import DATASET_DIRS, MARKER
+    root, data = tmp_path / 'w', tmp_path / 'd'
+    for d in ('imagenet', 'pascal_context'):
+        _touch(data / DATASET_DIRS[d] / MARKER)
+
+    def plan(**sched):
+        return rp.make_plan(['A'], methods=['transmix'], demo=True, launcher='none', work_root=root,
+                            data_root=data, demo_schedule=sched)
+
+    ran = []
+
+    def fake_run(script, argv, func, log, shell):   # what tools/train.py / test.py leave in the work dir
+        wd = ROOT / argv[argv.index('--work-dir') + 1]
+        ran.append((script, wd.name if script == 'test' else wd.parent.name, '--resume' in argv,
+                    (wd / 'last_checkpoint').exists()))
+        if script == 'test':
+            _touch(wd / 'results' / ('ms.json' if '--tta' in argv else 'ss.json'), '{}')
+        elif 'pretrain' in argv[0]:
+            _touch(wd / 'backbone.safetensors')
+        else:
+            opts = dict(o.split('=', 1) for o in argv[argv.index('--cfg-options') + 1:])
+            final = _touch(wd / f'iter_{opts["train_cfg.max_iters"]}.pth')
+            _touch(wd / 'iter_2.pth')
+            _touch(wd / 'last_checkpoint', str(final))
+    monkeypatch.setattr(rp, '_run_inprocess', fake_run)
+
+    def run(steps):
+        ran.clear()
+        assert rp.run_plan(steps, root, dry_run=False, inproc=True, out=lambda s: None) == []
+        return ran
+
+    steps = plan(seg_iters=4)
+    for s in steps:   # the data roots through --data-root (mixseg.engine.override_data_root), not by hand
+        if s.script:
+            assert '--data-root' in s.argv and not any('data_root=' in a or 'ann_file=' in a for a in s.argv)
+    assert len(run(steps)) == 7   # pretraining, 2 trainings, 4 tests
+    mask = root / 'pascal-context-59_mask/vit-nano_transmix'
+    train = next(s for s in steps if s.name == 'train_pascal-context-59_mask_vit-nano_transmix')
+    assert json.loads((mask / 'train.argv.json').read_text()) == train.key
+    assert not any(s.needed for s in plan(seg_iters=4))
+
+    # a shorter schedule: the old run's last_checkpoint (iter_4) must not be resumed; the pretraining stays
+    steps = {s.name: s for s in plan(seg_iters=3)}
+    assert sorted(n for n, s in steps.items() if s.needed) == \
+        sorted(n for n in steps if n.startswith(('train', 'test')))
+    train = steps['train_pascal-context-59_mask_vit-nano_transmix']
+    assert train.stale and not train.resume and '--resume' not in train.argv and train.reason == rp.STALE
+    assert all(s.stale for n, s in steps.items() if n.startswith('test'))
+    assert sorted(run(list(steps.values()))) == sorted(
+        [('train', 'pascal-context-59_linear', False, False), ('train', 'pascal-context-59_mask', False, False)]
+        + [('test', 'vit-nano_transmix', False, True)] * 4)
+    assert sorted(p.name for p in (mask / 'stale').iterdir()) == ['iter_2.pth', 'iter_4.pth', 'last_checkpoint']
+    assert (mask / 'iter_3.pth').is_file() and not (mask / 'iter_4.pth').exists()
+    assert not any(s.needed for s in plan(seg_iters=3))
+
+    # another pretraining schedule: the pretraining and everything after it start over
+    steps = plan(seg_iters=3, pretrain_epochs=2)
+    assert all(s.needed and s.stale for s in steps if s.kind != 'data')
+
+    # work dirs from before the stamps: reused as they are
+    for p in root.rglob('*.argv.json'):
+        p.unlink()
+    assert not any(s.needed for s in plan(seg_iters=3, pretrain_epochs=2))

@@ -149,10 +149,8 @@ def test_reseeding_makes_draws_a_function_of_seed_and_step():
 
 
 def _build_cfg(config, *args):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('_mixseg_tools_train', ROOT / 'tools/train.py')
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    from mixseg.engine import load_tool
+    train = load_tool('train')
     return train.build_cfg(train.parse_args([str(ROOT / config), *args]))
 
 
@@ -166,6 +164,7 @@ def test_train_tool_pins_the_sampler_seed_and_stops_persistent_workers_when_dete
 
     cfg = _build_cfg('configs/demo/pretrain_vit-nano_transmix_demo.py', '--deterministic')
     assert cfg.train_dataloader.sampler.seed == 0 and not cfg.train_dataloader.persistent_workers
+    assert cfg.train_dataloader.worker_init_fn == dict(type='epoch_seeded_worker_init_fn')
     assert cfg.val_dataloader.persistent_workers  # validation draws nothing random
     assert 'persistent_workers = False' in capsys.readouterr().out
 
@@ -173,3 +172,34 @@ def test_train_tool_pins_the_sampler_seed_and_stops_persistent_workers_when_dete
     cfg = _build_cfg('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py', '--deterministic')
     assert cfg.train_dataloader.persistent_workers and cfg.randomness.seed == 0
     assert cfg.train_dataloader.sampler.get('seed') is None  # no diff_rank_seed: mmengine passes the seed
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        import random
+
+        import numpy as np
+        return torch.tensor([random.random(), float(np.random.rand()), float(torch.rand(()))])
+
+
+def test_epoch_seeded_workers_draw_anew_each_epoch_and_repeat_after_a_reseed():
+    """Workers started per epoch (deterministic mode) take their seeds from the main process's RNG, which the
+    hook sets from (seed, epoch): another epoch draws other augmentations (mmengine's worker_init_fn would
+    repeat them), the same epoch after a resume draws the same."""
+    from mmengine.registry import FUNCTIONS
+
+    from mixseg.hooks import reseed
+    init = FUNCTIONS.get('epoch_seeded_worker_init_fn')
+    loader = torch.utils.data.DataLoader(_Draws(), batch_size=2, num_workers=2, worker_init_fn=init)
+
+    def epoch(e):
+        reseed(0, 1, e)  # what ResumableRandomnessHook does before the epoch's iterator is made
+        return torch.cat(list(loader))
+
+    first, second = epoch(0), epoch(1)
+    assert not torch.isclose(first, second).any()
+    assert torch.equal(epoch(0), first)
+    assert len({tuple(r) for r in first.tolist()}) == 4  # two workers, two samples each: all different

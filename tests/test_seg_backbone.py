@@ -11,14 +11,7 @@ from mixseg.backbones.vit import MixsegViT, mmseg_vit_converter  # noqa: E402
 from mixseg.checkpoint import CheckpointMismatchError, save_backbone_file  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two OpenMP threads per process spin against each other
-    and run several times slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest
 
 
 def _random_timm_state(arch='deit_small_patch16_224', seed=0, **kwargs):
@@ -223,6 +216,25 @@ def test_out_indices_final_norm_shapes_and_gradients():
     with pytest.raises(ValueError, match='out_indices'):
         MixsegViT(arch='vit_tiny_patch16_224', img_size=128, out_indices=7,
                   model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
+
+
+def test_blocks_after_the_last_output_are_not_run():
+    kw = dict(arch='vit_tiny_patch16_224', img_size=64, drop_path_rate=0.,
+              model_kwargs=dict(embed_dim=32, depth=4, num_heads=2))
+    torch.manual_seed(0)
+    m = MixsegViT(out_indices=(0, 1), **kw).eval()
+    torch.manual_seed(0)
+    full = MixsegViT(out_indices=(0, 1, 3), **kw).eval()  # the same weights, all four blocks run
+    ran = []
+    for i in (2, 3):
+        m.blocks[i].register_forward_hook(lambda *_, i=i: ran.append(i))
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        outs, ref = m(x), full(x)
+    assert ran == [] and len(outs) == 2
+    assert all(torch.equal(a, b) for a, b in zip(outs, ref[:2]))
+    with pytest.raises(ValueError, match='out_indices'):
+        MixsegViT(out_indices=(), **kw)
 
 
 def test_final_norm_off_drops_the_norm_weights(tmp_path, deit_t_state):

@@ -26,14 +26,7 @@ RECIPES = {  # dataset type, classes, crop, stride, iterations, images per GPU, 
 }
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two OpenMP threads per process spin against each other
-    and run several times slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest
 
 
 def _cfg(path):
@@ -144,6 +137,15 @@ def test_segmenter_config(path, tmp_path):
     assert tuple(test_resize.scale) == scale
     crop_step = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop'][0]
     assert tuple(crop_step.crop_size) == crop
+    # the table rows: A (Pascal Context, DeiT-S, both decoders), C (ADE20K, mask decoder, DeiT-T/S/B); the keys
+    # are the tables' row keys (mixseg.tables), as tools/reproduce.py sets them with --cfg-options
+    method = m['method'] or 'baseline'
+    if 'pascal' in m['sched'] and m['size'] == 's':
+        assert cfg.table_row == dict(table='A', model='deit-s', method=method, decoder=m['dec'])
+    elif 'ade20k' in m['sched'] and m['dec'] == 'mask':
+        assert cfg.table_row == dict(table='C', model=f'deit-{m["size"]}', method=method)
+    else:
+        assert cfg.get('table_row') is None
     if m['method']:
         return  # model and data are the baseline config's (test_method_variant_differs_only_in_weights)
     _check_model_and_data(cfg, num_classes, crop, dim, scale, tmp_path)
@@ -159,7 +161,9 @@ def test_method_variant_differs_only_in_weights(path):
     a.model.backbone.checkpoint = b.model.backbone.checkpoint
     da, db = a.to_dict(), b.to_dict()
     da.pop('pretrained'), db.pop('pretrained')
+    row_a, row_b = da.pop('table_row', None), db.pop('table_row', None)
     assert da == db
+    assert row_a == (None if row_b is None else dict(row_b, method=m['method']))  # the method's row, if any
 
 
 @pytest.mark.parametrize('path', DEMO_CONFIGS, ids=lambda p: p.stem)

@@ -1,12 +1,13 @@
 """End to end on the generated demo data, one run per decoder: tools/train.py trains a demo config for a few
 iterations and validates, tools/test.py evaluates the checkpoint single-scale and multi-scale + flip, and
 the metrics (aAcc, mIoU, mAcc of mmseg's IoUMetric) land in <work_dir>/results/{ss,ms}.json."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+
+from mixseg.engine import load_tool
 
 pytest.importorskip('mmseg')
 
@@ -19,21 +20,7 @@ RUNS = {  # decoder: (config, demo dataset) — the two decoders on the two data
 }
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two OpenMP threads per process spin against each other
-    and run several times slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'_mixseg_tools_{name}', ROOT / 'tools' / f'{name}.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest
 
 
 @pytest.fixture
@@ -64,7 +51,7 @@ def test_demo_train_then_test_ss_and_ms(decoder, demo_data, tmp_path, backbone_i
              f'default_hooks.checkpoint.interval={ITERS}', 'default_hooks.logger.interval=5',
              f'visualizer.name=vis_{decoder}_train']
     torch.manual_seed(0)
-    _tool('train').main([config, '--work-dir', str(work), '--cfg-options', *opts])
+    load_tool('train').main([config, '--work-dir', str(work), '--cfg-options', *opts])
 
     ckpt = work / f'iter_{ITERS}.pth'
     assert ckpt.is_file()
@@ -75,7 +62,7 @@ def test_demo_train_then_test_ss_and_ms(decoder, demo_data, tmp_path, backbone_i
     losses = [s['loss'] for s in scalars if 'loss' in s]
     assert len(losses) >= 4 and losses[-1] < losses[0], losses
 
-    test = _tool('test')
+    test = load_tool('test')
     n_val = len(list((root / ('images/validation' if dataset == 'ade20k' else 'JPEGImages')).glob('*.jpg')))
     if dataset == 'pascal_context':
         n_val = len((root / 'ImageSets/SegmentationContext/val.txt').read_text().split())

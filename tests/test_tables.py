@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from mixseg.engine import write_results
-from mixseg.tables import TABLE_A, TABLE_B, TABLE_C, TABLES, build_table, collect, missing_cells, render
+from mixseg.tables import (TABLE_A, TABLE_B, TABLE_C, TABLES, build_table, collect, missing_cells, render,
+                           render_tables)
 
 
 def test_published_numbers_match_papers():
@@ -85,3 +86,16 @@ def test_tables_cli(tmp_path, repo_root):
     assert '37.1 / 12.5 / -24.6' in r.stdout
     assert out.read_text().strip() == r.stdout.strip()
     assert (tmp_path / 'p.png').stat().st_size > 1000
+
+
+def test_render_tables_reports_skipped_files(tmp_path, capsys):
+    """The one path of tools/tables.py and tools/reproduce.py: every skipped file is reported."""
+    _run(tmp_path, 'b_base', 'ss', dict(table='B', model='pvt-s', method='baseline'), {'coco/bbox_mAP': 0.3})
+    (tmp_path / 'broken/results').mkdir(parents=True)
+    (tmp_path / 'broken/results/ss.json').write_text('{not json')
+    warned = []
+    col, text = render_tables([tmp_path], ['A', 'B'], warn=warned.append)
+    assert len(warned) == 1 and warned[0].startswith('warning: skipped') and 'broken' in warned[0]
+    assert text == render(TABLE_A, col) + '\n\n' + render(TABLE_B, col)
+    _, text = render_tables([tmp_path / 'none'], ['C'], 'json')   # default: warnings on stderr
+    assert json.loads(text)[0]['table'] == 'C' and 'warning: skipped' in capsys.readouterr().err

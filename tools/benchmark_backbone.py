@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -22,6 +21,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without install
 
 import torch  # noqa: E402
+
+from mixseg.checkpoint import atomic_write_text  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,20 +44,20 @@ def parse_args(argv=None):
 
 
 # --------------------------------------------------------------------------------------------- det
-_PVT_DEPTHS = {'tiny': (2, 2, 2, 2), 'small': (3, 4, 6, 3), 'medium': (3, 4, 18, 3), 'large': (3, 8, 27, 3)}
-
-
 def build_det(arch: str):
     """(ours, theirs): MixsegPVT and mmdet's PyramidVisionTransformer with identical weights (ours converted
     through mmdet's own pvt_convert), both at the Mask R-CNN recipe's drop path 0.1, in training mode."""
     from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
 
     from mixseg.backbones.pvt import MixsegPVT
-    if arch not in _PVT_DEPTHS:
-        raise SystemExit(f'--arch must be one of {sorted(_PVT_DEPTHS)} for --task det')
+    from mixseg.models.pvt import PVT_ARCHS
+    # the paper's variants: only their depths differ, mmdet's widths are theirs (not the demo's 'nano')
+    depths = {name: a['depths'] for name, a in PVT_ARCHS.items() if set(a) == {'depths'}}
+    if arch not in depths:
+        raise SystemExit(f'--arch must be one of {sorted(depths)} for --task det')
     torch.manual_seed(0)
     ours = MixsegPVT(arch=arch, drop_path_rate=0.1)
-    theirs = PyramidVisionTransformer(num_layers=list(_PVT_DEPTHS[arch]), drop_path_rate=0.1)
+    theirs = PyramidVisionTransformer(num_layers=list(depths[arch]), drop_path_rate=0.1)
     theirs.load_state_dict(pvt_convert(ours.state_dict()), strict=True)
     return ours, theirs
 
@@ -148,9 +149,7 @@ def main(argv=None):
     if args.json:
         record = dict(task=args.task, arch=args.arch, size=args.size, batch=args.batch, device=where,
                       amp=args.amp, names=dict(zip(('ours', 'theirs'), names)), **res)
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(record, f, indent=2)
+        atomic_write_text(args.json, json.dumps(record, indent=2))
     return res
 
 

@@ -24,37 +24,36 @@ import sys
 import time
 from pathlib import Path
 
-TOOLS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TOOLS))
-
-import reproduce  # noqa: E402  (tools/reproduce.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Every other option goes to tools/reproduce.py --demo (python tools/reproduce.py --help), e.g.\n'
+               '  --work-root DIR        default work_dirs/demo\n'
+               '  --data-root DIR        default data/demo\n'
+               '  --dry-run              print the steps and commands, run nothing\n'
+               '  --jobs N               steps at a time (default 2)\n'
+               '  --threads N            torch threads per step (default: cores / jobs)\n'
+               '  --keep-going           go on with the other rows after a failure\n'
+               '  --demo-schedule KEY=VALUE ...  data size and schedules (data_size=tiny|small,\n'
+               '                         pretrain_epochs=N, seg_iters=N, det_epochs=N)')
     p.add_argument('--tables', nargs='+', default=['A', 'B', 'C'], type=str.upper, choices=['A', 'B', 'C'])
-    p.add_argument('--work-root', default='work_dirs/demo')
-    p.add_argument('--data-root', default='data/demo')
-    p.add_argument('--dry-run', action='store_true', help='print the steps and commands, run nothing')
-    p.add_argument('--jobs', type=int, default=None, help='steps at a time (default 2)')
-    p.add_argument('--threads', type=int, default=None, help='torch threads per step (default: cores / jobs)')
-    p.add_argument('--keep-going', action='store_true', help='go on with the other rows after a failure')
-    p.add_argument('--demo-schedule', nargs='+', default=[], metavar='KEY=VALUE',
-                   help=f'data size and schedules, default {reproduce.DEMO_SCHEDULE}')
-    args = p.parse_args(argv)
+    args, rest = p.parse_known_args(argv)
     # a CPU demo (mmcv's ops are built for the CPU by `make install`); set CUDA_VISIBLE_DEVICES to use a GPU
     os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')
 
-    rargv = [*args.tables, '--demo', '--work-root', args.work_root, '--data-root', args.data_root]
-    rargv += ['--dry-run'] if args.dry_run else []
-    rargv += ['--keep-going'] if args.keep_going else []
-    rargv += ['--jobs', str(args.jobs)] if args.jobs else []
-    rargv += ['--threads', str(args.threads)] if args.threads else []
-    rargv += ['--demo-schedule', *args.demo_schedule] if args.demo_schedule else []
+    from mixseg.engine import load_tool
+    # by path: tools/ on sys.path would let tools/test.py and tools/tables.py shadow the stdlib's `test` and
+    # PyTables' `tables`; load_tool registers it in sys.modules (its worker processes get its functions by name)
+    reproduce = load_tool('reproduce')
+    rargv = [*args.tables, '--demo', *rest]
+    dry_run = reproduce.parse_args(rargv).dry_run
     t0, c0 = time.perf_counter(), _cpu_seconds()
     rc = reproduce.main(rargv)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    if not args.dry_run:
+    if not dry_run:
         print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {reproduce._fmt_time(wall)} wall time, '
               f'{reproduce._fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
     return rc

@@ -8,7 +8,7 @@
 # outside the repository (keyed by the torch version it was built against) and reused when present.
 set -euo pipefail
 
-VENV=${VENV:-.venv}
+VENV=$(realpath -m "${VENV:-.venv}")  # absolute: the mmcv build runs in another directory
 PYTHON=${PYTHON:-python3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REQ="$ROOT/requirements.txt"
@@ -27,9 +27,12 @@ log "build tools and torch ($TORCH_PIN)"
 "${PIP[@]}" install -q "$TORCH_PIN" "$(pin torchvision)" "$(pin numpy)" "$(pin opencv-python-headless)"
 
 shopt -s nullglob
-wheels=("$CACHE"/mmcv-"$MMCV_VER"-*.whl)
+# the cached wheel must be for this venv's Python (cpXY tag), else pip would ignore it and build the
+# unpatched source package instead
+PYTAG=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+wheels=("$CACHE"/mmcv-"$MMCV_VER"-"$PYTAG"-*.whl)
 if [ ${#wheels[@]} -eq 0 ]; then
-  log "no cached mmcv $MMCV_VER wheel in $CACHE: building it from source (~20 min on 2 cores, once)"
+  log "no cached mmcv $MMCV_VER $PYTAG wheel in $CACHE: building it from source (~20 min on 2 cores, once)"
   # torch pulls setuptools>=77, which has no pkg_resources any more; mmcv's setup.py needs it.
   "${PIP[@]}" install -q 'setuptools<70' wheel ninja
   work=$(mktemp -d)
@@ -41,7 +44,7 @@ if [ ${#wheels[@]} -eq 0 ]; then
   grep -q 'std=c++20' "$src/setup.py" || { echo "[install] could not patch the C++ standard in $src/setup.py" >&2; exit 1; }
   # CPU ops only: no GPU here; FORCE_CUDA stays unset so setup.py builds the CPU extension.
   ( cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-      "$ROOT/$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps -w "$work/dist" . )
+      "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps -w "$work/dist" . )
   mkdir -p "$CACHE"
   for w in "$work"/dist/mmcv-*.whl; do
     cp "$w" "$CACHE/.$(basename "$w").part" && mv "$CACHE/.$(basename "$w").part" "$CACHE/$(basename "$w")"
@@ -52,7 +55,7 @@ else
 fi
 
 log "the rest of requirements.txt"
-"${PIP[@]}" install -q --find-links "$CACHE" -r "$REQ"
+"${PIP[@]}" install -q --find-links "$CACHE" --only-binary mmcv -r "$REQ"  # never the unpatched sdist
 # mmengine/mmcv declare `opencv-python`, which pulls the GUI build next to the headless one; keep only
 # the headless build (no libGL needed) — both provide the same cv2 module.
 if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then

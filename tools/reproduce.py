@@ -25,8 +25,11 @@ WORK ...``, ``none`` → ``python tools/train.py ...`` (one process).
 A step is skipped when its outputs exist (backbone file; the transfer's final ``iter_N.pth`` / ``epoch_N.pth``;
 ``results/ss.json`` / ``results/ms.json``) or when nothing downstream still needs it, so a killed table run
 continues where it stopped; a training run with checkpoints but without its final one is continued with
-``--resume``. Each step's output goes to ``<work root>/logs/<step>.log``; the console gets the command and one
-progress line per step.
+``--resume``. A step that starts writes its arguments to ``<its work dir>/<kind>.argv.json``; when they (or
+those of a step it needs) differ from the current ones (another ``--demo-schedule``, ``--backbone``, ...) the
+step starts over: not resumed, its old checkpoints moved to ``<its work dir>/stale/``, its old results
+removed. (Work dirs without that file, from before it existed, count as they are.) Each step's output goes to
+``<work root>/logs/<step>.log``; the console gets the command and one progress line per step.
 
 ``--demo``: the demo configs (``configs/demo/``) with their own short schedules (``--demo-schedule`` changes
 them) on the generated data (``data/demo``, made if missing), every row mapped onto the tiny demo models
@@ -41,10 +44,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -56,10 +59,12 @@ from typing import Callable, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mixseg.tables import TABLES, collect, missing_cells, plot, render  # noqa: E402
+from mixseg.engine import load_tool  # noqa: E402
+from mixseg.tables import TABLES, missing_cells, plot, render_tables  # noqa: E402
 
 METHODS = ('baseline', 'transmix', 'mixpro', 'tokenmix')
 DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
+STALE = 'options changed: starts over'
 
 # ---------------------------------------------------------------------------------------------------------
 # What each table trains: the transfer task of its rows (dataset + decoder) and the paper's GPU setting.
@@ -104,7 +109,7 @@ def real_configs(table: str, key: dict) -> tuple[str, str]:
     else:
         base = f'configs/mask_rcnn/mask-rcnn_{model}{{}}_fpn_8xb2-1x_coco.py'
     # the method's own config (it names the method), else the baseline one: the backbone comes from the options
-    own = [] if method == 'baseline' else [base.format(f'{sep}{method}') for sep in ('_', '-')]
+    own = [] if method == 'baseline' else [base.format(f'_{method}')]
     return pretrain, _first_existing(*own, base.format(''))
 
 
@@ -155,26 +160,21 @@ def demo_note(tables) -> str:
     return '; '.join(parts)
 
 
-def _demo_pretrain_options(data_root: Path, sched: dict) -> list[str]:
-    d = rel(data_root / 'imagenet')
-    opts = [f'train_dataloader.dataset.data_root={d}', f'val_dataloader.dataset.data_root={d}']
+def _demo_data_root(data_root: Path, dataset: str) -> list[str]:
+    """``--data-root`` of tools/train.py / test.py: every dataloader (and COCO evaluator) of the config reads
+    the generated copy of ``dataset``."""
+    from mixseg.demo_data import DATA_ROOTS
+    return ['--data-root', rel(data_root / DATA_ROOTS[dataset])]
+
+
+def _demo_pretrain_options(sched: dict) -> list[str]:
     # the small demo batches are cheap to load: no loader processes (steps may run 2 at a time on 2 cores)
-    opts += [f'{s}_dataloader.{k}' for s in ('train', 'val') for k in ('num_workers=0', 'persistent_workers=False')]
+    opts = [f'{s}_dataloader.{k}' for s in ('train', 'val') for k in ('num_workers=0', 'persistent_workers=False')]
     e = sched['pretrain_epochs']
     if e:   # the demo schedule: 1 warmup epoch, then cosine to the end (one epoch only: constant lr)
         opts += [f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}']
         opts += [f'param_scheduler.1.T_max={e - 1}', f'param_scheduler.1.end={e}'] if e > 1 else \
             ['param_scheduler=None']
-    return opts
-
-
-def _demo_data_options(task: Task, data_root: Path, loaders=('train', 'val', 'test')) -> list[str]:
-    from mixseg.demo_data import DATA_ROOTS
-    d = rel(data_root / DATA_ROOTS[task.dataset])
-    opts = [f'{s}_dataloader.dataset.data_root={d}' for s in loaders]
-    if task.scope == 'det':
-        opts += [f'{s}_evaluator.ann_file={d}/annotations/instances_val2017.json'
-                 for s in loaders if s != 'train']
     return opts
 
 
@@ -209,6 +209,9 @@ class Step:
     gpus: int = 1
     batch: Optional[int] = None    # per-GPU batch of the config (for the printout)
     rows: list = field(default_factory=list)        # (table, row label) this step serves
+    stamp: Optional[Path] = None   # <work dir>/<kind>.argv.json: the arguments its work dir's files belong to
+    key: Optional[dict] = None     # what the stamp holds for the current arguments
+    stale: bool = False            # the stamp differs (or a needed step's does): start over
     resume: bool = False
     done: bool = False
     needed: bool = True
@@ -272,6 +275,22 @@ def parse_backbones(items) -> dict:
     return out
 
 
+def _stamp_argv(argv) -> list:
+    """The arguments that decide what a step computes: its argv without ``--resume`` and without the
+    experiment names of in-process runs (``--subprocess`` does not change results)."""
+    return [a for a in map(str, argv)
+            if a != '--resume' and not a.startswith(('experiment_name=', 'visualizer.name='))]
+
+
+def _read_stamp(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}   # unreadable: matches no arguments
+
+
 def _launch(script: str, argv: list, launcher: str, gpus: int, partition: Optional[str], job: str,
             work_dir: Path) -> tuple[list, dict]:
     """The shell command of ``tools/<script>.py argv`` with a launcher."""
@@ -312,6 +331,13 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
 
     def exp(name):   # unique experiment (logger, visualizer) names for runs inside one process
         return [f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []
+
+    def stamped(stamp: Path, argv: list, deps: list) -> dict:
+        """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
+        and whether its work dir holds the results of other arguments (its stamp, or a needed step, is stale)."""
+        key = dict(argv=_stamp_argv(argv), after=[steps[d].key for d in deps if steps[d].key is not None])
+        stale = any(steps[d].stale for d in deps) or _read_stamp(stamp) not in (None, key)
+        return dict(stamp=stamp, key=key, stale=stale)
 
     rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
             and (not methods or dict(r.key)['method'] in methods)]
@@ -357,19 +383,21 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 pretrain_steps[pkey] = (None, given)
             else:
                 wd = work_root / 'pretrain' / f'{pmodel}_{method}'
-                opts = (_demo_pretrain_options(data_root, sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
+                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
                 backbone = wd / 'backbone.safetensors'
-                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
-                resume = (wd / 'last_checkpoint').is_file() and not backbone.is_file()
-                argv = [pconfig, '--work-dir', rel(wd)] + (['--resume'] if resume else []) \
+                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
                     + (['--cfg-options', *opts] if opts else [])
+                deps = [data_step] if data_step is not None else []
+                st = stamped(wd / 'pretrain.argv.json', argv, deps)
+                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
+                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
+                argv[3:3] = ['--resume'] if resume else []
                 cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
                                    f'pretrain-{pmodel}-{method}', wd)
                 batch = _load_config(pconfig, opts).train_dataloader.get('batch_size')
                 i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
-                             deps=[data_step] if data_step is not None else [], script='train', argv=argv,
-                             command=cmd, env=env, gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS,
-                             batch=batch, resume=resume))
+                             deps=deps, script='train', argv=argv, command=cmd, env=env,
+                             gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS, batch=batch, resume=resume, **st))
                 pretrain_steps[pkey] = (i, backbone)
         p_idx, backbone = pretrain_steps[pkey]
         if p_idx is not None:
@@ -381,19 +409,22 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             wd = work_root / task.name / f'{pmodel}_{method}'
             opts = [f'model.backbone.checkpoint={rel(backbone)}']
             if demo:
-                opts += _demo_data_options(task, data_root, ('train',)) + _demo_schedule_options(task, sched)
+                opts += _demo_schedule_options(task, sched)
             opts += exp(f'{task.name}_{pmodel}_{method}')
             cfg = _load_config(tconfig, opts)
             ckpt_name = final_checkpoint_name(cfg)
-            done = final_checkpoint(wd, ckpt_name)
-            resume = done is None and (wd / 'last_checkpoint').is_file()
-            argv = [tconfig, '--work-dir', rel(wd)] + (['--resume'] if resume else []) + ['--cfg-options', *opts]
+            argv = [tconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, task.dataset) if demo else []) \
+                + ['--cfg-options', *opts]
+            deps = [d for d in (p_idx, data_step) if d is not None]
+            st = stamped(wd / 'train.argv.json', argv, deps)
+            done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
+            resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
+            argv[3:3] = ['--resume'] if resume else []
             n = 1 if launcher == 'none' else gpus or task.gpus
             cmd, env = _launch('train', argv, launcher, n, partition, f'{task.name}-{pmodel}-{method}', wd)
-            deps = [d for d in (p_idx, data_step) if d is not None]
             i = add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
                          [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
-                         gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume))
+                         gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
             train_steps[tkey] = (i, wd, tconfig, task, done or wd / ckpt_name)
         t_idx, wd, tconfig, task, ckpt = train_steps[tkey]
         steps[t_idx].rows.append(label)
@@ -406,37 +437,40 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         for tag in tags:
             results = wd / 'results' / f'{tag}.json'
             if (tkey, tag) not in test_steps:
-                opts = row_opts + (_demo_data_options(task, data_root, ('test',)) if demo else []) \
-                    + exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
+                opts = row_opts + exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
                 argv = [tconfig, rel(ckpt), '--work-dir', rel(wd)] + (['--tta'] if tag == 'ms' else []) \
-                    + ['--cfg-options', *opts]
+                    + (_demo_data_root(data_root, task.dataset) if demo else []) + ['--cfg-options', *opts]
                 n = 1 if launcher == 'none' else gpus or task.gpus
                 cmd, env = _launch('test', argv, launcher, n, partition, f'test-{tag}-{task.name}-{pmodel}-{method}',
                                    wd)
                 i = add(Step('test', f'test_{tag}_{task.name}_{pmodel}_{method}',
                              f'test {tag} {task.name} {pmodel} {method}', [results], deps=[t_idx], script='test',
-                             argv=argv, command=cmd, env=env, gpus=n, rows=[label]))
+                             argv=argv, command=cmd, env=env, gpus=n, rows=[label],
+                             **stamped(wd / f'test-{tag}.argv.json', argv, [t_idx])))
                 test_steps[(tkey, tag)] = i
             else:
                 # a row sharing a run (demo: Table C's DeiT-T/S/B): the run's results, under this row's table_row
                 src = test_steps[(tkey, tag)]
                 dest = wd / 'rows' / _slug(table, row.label) / 'results' / f'{tag}.json'
                 table_row = dict(table=table, **key)
+                cmd = ['cp', rel(results), rel(dest)]   # (what it amounts to; table_row rewritten)
                 add(Step('share', f'share_{tag}_{_slug(table, row.label)}', f'share {tag} → {label}', [dest],
-                         deps=[src], func=_share_fn(results, dest, table_row), rows=[label],
-                         command=['cp', rel(results), rel(dest)]))  # (what it amounts to; table_row rewritten)
+                         deps=[src], func=_share_fn(results, dest, table_row), rows=[label], command=cmd,
+                         **stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
 
-    # done: outputs exist; needed: not done and (a final step, or something downstream needs it)
+    # done: outputs exist, of the current arguments; needed: not done and (a final step, or something
+    # downstream needs it)
     dependents = {i: [] for i in range(len(steps))}
     for i, s in enumerate(steps):
-        s.done = all(Path(o).is_file() for o in s.outputs)
+        s.done = not s.stale and all(Path(o).is_file() for o in s.outputs)
         for d in s.deps:
             dependents[d].append(i)
     for i in reversed(range(len(steps))):
         s = steps[i]
         leaf = s.kind in ('test', 'share')
         s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
-        s.reason = 'done' if s.done else ('' if s.needed else 'not needed: later steps are done')
+        s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
+                                          STALE if s.stale else '')
     for s in steps:   # a given backbone file must exist when a transfer that needs it runs
         if s.kind == 'train' and s.needed:
             b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint='))
@@ -464,10 +498,7 @@ _TOOLS: dict = {}
 def _tool(script: str):
     """tools/<script>.py as a module (its ``main(argv)`` runs a step inside this process)."""
     if script not in _TOOLS:
-        spec = importlib.util.spec_from_file_location(f'_mixseg_tools_{script}', ROOT / 'tools' / f'{script}.py')
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        _TOOLS[script] = mod
+        _TOOLS[script] = load_tool(script)
     return _TOOLS[script]
 
 
@@ -536,11 +567,24 @@ def _worker_init(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def _worker_step(script: str, argv: list, log: str, shell: str) -> float:
-    """A train/test step in a worker process (imports stay loaded between its steps)."""
-    t = time.perf_counter()
-    _run_inprocess(script, argv, None, Path(log), shell)
-    return time.perf_counter() - t
+def _start_over(step: Step) -> None:
+    """Before a stale step runs: its old results are removed and, for a training, the checkpoints of its work
+    dir (the old final one, the one ``last_checkpoint`` points at) move to ``<work dir>/stale/`` (replacing
+    what an earlier start-over left there), so that it trains from scratch."""
+    wd = step.stamp.parent
+    old = [Path(o) for o in step.outputs]   # (a stale step's outputs are in its work dir)
+    if step.kind in ('pretrain', 'train'):
+        old += [*sorted(wd.glob('*.pth')), wd / 'last_checkpoint']
+    old = [p for p in dict.fromkeys(old) if p.is_file()]
+    if step.kind in ('test', 'share'):   # not kept: a kept copy would still be collected as a result
+        for p in old:
+            p.unlink()
+    elif old:
+        aside = wd / 'stale'
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for p in old:
+            os.replace(p, aside / p.name)
 
 
 def _fmt_time(s: float) -> str:
@@ -605,15 +649,18 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
     bad: set = set()
     pending = list(todo)
     running: dict = {}
-    pool = None
-    if jobs > 1:
-        if inproc:
-            import multiprocessing as mp
-            pool = cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context('fork'), initializer=_worker_init,
-                                          initargs=(threads,))
-        else:
-            pool = cf.ThreadPoolExecutor(jobs)
-    elif inproc:
+
+    def new_pool():
+        if jobs <= 1:
+            return None
+        if not inproc:
+            return cf.ThreadPoolExecutor(jobs)
+        import multiprocessing as mp
+        return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context('fork'), initializer=_worker_init,
+                                      initargs=(threads,))
+    pool = new_pool()
+    broken = False   # a worker process died: the pool takes nothing more and fails the steps it holds
+    if pool is None and inproc:
         _worker_init(threads)
 
     def log_of(s):
@@ -650,10 +697,29 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
             pass
 
     def start(i):
+        nonlocal broken
         s = steps[i]
         log = log_of(s)
+        if s.stale:
+            _start_over(s)
+        if s.stamp is not None:
+            from mixseg.checkpoint import atomic_write_text
+            atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
+        if s.func is None and pool is not None:
+            try:
+                if inproc:
+                    fut = pool.submit(_run_inprocess, s.script, list(s.argv), None, log, s.shell())
+                else:
+                    fut = pool.submit(_run_subprocess, s.command, s.env, log, s.shell(), threads)
+            except cf.BrokenExecutor:   # a worker died since the last look: the step did not start
+                broken = True
+                pending.append(i)
+                return
+            fut.t0 = time.perf_counter()
+            running[fut] = i
         if s.kind != 'share':
-            out(f'{describe(s, i + 1, n)}  started' + ('  (resume)' if s.resume else '') + f'\n    $ {s.shell()}')
+            out(f'{describe(s, i + 1, n)}  started' + ('  (resume)' if s.resume else '')
+                + (f'  [{s.reason}]' if s.stale else '') + f'\n    $ {s.shell()}')
         if s.func is not None or pool is None:   # in this process (data, share; or one step at a time)
             ts = time.perf_counter()
             try:
@@ -665,18 +731,28 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
             except RuntimeError as e:
                 err = e
             report(i, time.perf_counter() - ts, err)
-            return
-        if inproc:
-            fut = pool.submit(_worker_step, s.script, list(s.argv), str(log), s.shell())
-        else:
-            fut = pool.submit(_run_subprocess, s.command, s.env, log, s.shell(), threads)
-        fut.t0 = time.perf_counter()
-        running[fut] = i
+
+    def collect_done(futures):
+        nonlocal broken
+        for fut in futures:
+            i = running.pop(fut)
+            try:
+                fut.result()
+                err = None
+            except cf.BrokenExecutor:   # (a RuntimeError) its worker or one beside it died: the pool fails all
+                broken = True
+                err = RuntimeError('worker process died (killed? out of memory?) while this step ran; '
+                                   'the steps running beside it stop with it')
+            except RuntimeError as e:
+                err = e
+            except Exception as e:
+                err = RuntimeError(f'{type(e).__name__}: {e}')
+            report(i, time.perf_counter() - fut.t0, err)
 
     try:
         while pending or running:
             stop = bool(bad) and not keep_going
-            while not stop and pending and len(running) < max(jobs, 1):
+            while not stop and not broken and pending and len(running) < max(jobs, 1):
                 ready = None
                 for i in sorted(pending, key=lambda i: (_KIND_ORDER[steps[i].kind], -_GUESS.get(_group(steps[i]), 0),
                                                         i)):
@@ -696,21 +772,15 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
                 pending.remove(ready)
                 start(ready)
                 stop = bool(bad) and not keep_going
-            if not running:
-                if stop or not pending:
-                    break
+            if running:
+                collect_done(cf.wait(list(running), return_when=cf.FIRST_COMPLETED)[0])
+            if broken:   # the other steps the pool held fail at once; then a fresh pool for what is left
+                collect_done(cf.wait(list(running))[0])
+                pool.shutdown(wait=True)
+                pool, broken = new_pool(), False
                 continue
-            done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                i = running.pop(fut)
-                try:
-                    fut.result()
-                    err = None
-                except RuntimeError as e:
-                    err = e
-                except Exception as e:   # a worker that died (killed, out of memory)
-                    err = RuntimeError(f'{type(e).__name__}: {e}')
-                report(i, time.perf_counter() - fut.t0, err)
+            if not running and (stop or not pending):
+                break
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -721,9 +791,8 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
 
 
 def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, out=print, plot_note: str = ''):
-    col = collect([work_root])
-    texts = [render(TABLES[t], col, 'md', note) for t in tables]
-    text = '\n\n'.join(texts)
+    # (a work root that does not exist yet, as in a first dry run, is no reason for a warning)
+    col, text = render_tables([work_root] if work_root.is_dir() else [], tables, 'md', note, warn=out)
     out('\n' + text)
     missing = {t: missing_cells(TABLES[t], col) for t in tables}
     if write and work_root.is_dir():
@@ -781,7 +850,18 @@ def parse_args(argv=None):
         k, _, v = item.partition('=')
         if k not in DEMO_SCHEDULE or not v:
             p.error(f'--demo-schedule {item!r}: expected KEY=VALUE with KEY in {sorted(DEMO_SCHEDULE)}')
-        sched[k] = v if k == 'data_size' else int(v)
+        if k == 'data_size':
+            from mixseg.demo_data import SIZES
+            if v not in SIZES:
+                p.error(f'--demo-schedule {item!r}: data_size is one of {", ".join(SIZES)}')
+            sched[k] = v
+        else:
+            try:
+                sched[k] = int(v)
+            except ValueError:
+                sched[k] = 0
+            if sched[k] < 1:
+                p.error(f'--demo-schedule {item!r}: {k} is a whole number ≥ 1')
     args.demo_schedule = sched
     return args
 

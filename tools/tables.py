@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mixseg.checkpoint import atomic_write_text  # noqa: E402
-from mixseg.tables import TABLES, collect, missing_cells, plot, render  # noqa: E402
+from mixseg.tables import TABLES, missing_cells, plot, render_tables  # noqa: E402
 
 
 def main(argv=None):
@@ -26,13 +26,7 @@ def main(argv=None):
     p.add_argument('--note', default='', help='label for our numbers, e.g. "toy-scale demo"')
     args = p.parse_args(argv)
 
-    col = collect(args.work_dirs)
-    for path, why in col.skipped:
-        print(f'warning: skipped {path}: {why}', file=sys.stderr)
-    texts = [render(TABLES[t], col, args.format, args.note) for t in args.tables]
-    text = ('\n\n' if args.format != 'json' else ',\n').join(texts)
-    if args.format == 'json':
-        text = f'[\n{text}\n]'
+    col, text = render_tables(args.work_dirs, args.tables, args.format, args.note)   # warnings on stderr
     print(text)
     for t in args.tables:
         missing = missing_cells(TABLES[t], col)

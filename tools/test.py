@@ -9,7 +9,6 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 import argparse
 import os
 import os.path as osp
-import pickle
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -17,8 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
-from mixseg.engine import (check_data_roots, default_work_dir, enable_tta, override_data_root,  # noqa: E402
-                           refused_checkpoint_message, setup_cpu_distributed, write_results)
+from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,19 +38,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.config import Config
     from mmengine.dist import get_rank
     from mmengine.runner import Runner
-    for path in (args.config, args.checkpoint):
-        if not osp.isfile(path):
-            raise SystemExit(f'error: file not found: {path}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        override_data_root(cfg, args.data_root)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     try:
         check_data_roots(cfg, args.config, splits=('test',))
@@ -64,8 +55,8 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     try:
         metrics = runner.test()
-    except pickle.UnpicklingError as e:  # a checkpoint carrying code
-        raise SystemExit(refused_checkpoint_message(cfg, e)) from e
+    except CheckpointError as e:  # a checkpoint refused by safe loading (named in the message)
+        raise SystemExit(f'error: {e}') from e
     if get_rank() == 0:
         tag = args.tag or ('ms' if args.tta else 'ss')
         out = write_results(cfg.work_dir, tag, config=args.config, checkpoint=args.checkpoint, tta=args.tta,

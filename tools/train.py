@@ -9,7 +9,6 @@ Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see 
 import argparse
 import os
 import os.path as osp
-import pickle
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without install
@@ -17,9 +16,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
-from mixseg.engine import (add_default_hooks, check_data_roots, default_work_dir, enable_amp, override_data_root,  # noqa: E402
-                           install_atomic_checkpoints, make_reproducible, refused_checkpoint_message,
-                           setup_cpu_distributed)
+from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
+                           load_config, make_reproducible, setup_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -42,16 +41,7 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    from mmengine.config import Config
-    if not osp.isfile(args.config):
-        raise SystemExit(f'error: config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        override_data_root(cfg, args.data_root)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
     if args.resume == 'auto':
@@ -85,8 +75,8 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except pickle.UnpicklingError as e:  # load_from / --resume of a file carrying code
-        raise SystemExit(refused_checkpoint_message(cfg, e)) from e
+    except CheckpointError as e:  # a weight file refused or not fitting (named in the message)
+        raise SystemExit(f'error: {e}') from e
 
 
 if __name__ == '__main__':

@@ -7,6 +7,6 @@ _base_ = [
 ]
 # the pretrained backbone: a stage-1 backbone file, an official PVT .pth or an mmengine checkpoint
 pretrained = 'checkpoints/pvt-s_baseline.safetensors'
-model = dict(backbone=dict(arch='small', checkpoint=pretrained))
+model = dict(backbone=dict(checkpoint=pretrained))  # PVT-S: from the model base
 # the row of table B (tools/test.py copies it into the results; tools/tables.py reads it)
 table_row = dict(table='B', model='pvt-s', method='baseline')

@@ -9,7 +9,9 @@ crop_size = (480, 480)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(arch='deit_small_patch16_224', img_size=crop_size, checkpoint=pretrained),
+    backbone=dict(img_size=crop_size, checkpoint=pretrained),
     decode_head=dict(num_classes=59),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(320, 320)))
 train_dataloader = dict(batch_size=2)
+# the row of table A (tools/test.py copies it into the results; tools/tables.py reads it)
+table_row = dict(table='A', model='deit-s', method='baseline', decoder='linear')

@@ -4,3 +4,4 @@ pretrained = 'checkpoints/deit-b_baseline.safetensors'
 model = dict(
     backbone=dict(arch='deit_base_patch16_224', checkpoint=pretrained),
     decode_head=dict(in_channels=768, channels=768, embed_dims=768, num_heads=12))
+table_row = None  # not a row of table A

@@ -31,9 +31,10 @@ from mmdet.registry import MODELS
 from mixseg.checkpoint import load_strict, read_weights
 from mixseg.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn, pvt_arch_args
 
-# Parts of a classification checkpoint that the dense-prediction backbone does not have (the final norm
-# before the classifier; head and class token are removed by ``checkpoint_filter_fn``).
-_CLASSIFIER_ONLY = ('norm.', 'head.')
+# Parts of a classification checkpoint that the dense-prediction backbone does not have: the final norm
+# before the classifier (head and class token are removed by ``checkpoint_filter_fn``, the backbone having
+# neither).
+_CLASSIFIER_ONLY = ('norm.',)
 
 
 @MODELS.register_module()

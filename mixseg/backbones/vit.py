@@ -142,6 +142,8 @@ class MixsegViT(BaseModule):
                              f'patch size {self.patch_size}')
         depth = len(self.blocks)
         indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        if not indices:
+            raise ValueError('MixsegViT: out_indices is empty')
         self.out_indices = sorted({i % depth if -depth <= i < depth else _bad_index(i, depth) for i in indices})
 
     @property
@@ -223,7 +225,7 @@ class MixsegViT(BaseModule):
         x, (h, w) = self._embed(inputs)
         last = len(self.blocks) - 1
         outs = []
-        for i, blk in enumerate(self.blocks):
+        for i, blk in enumerate(self.blocks[:self.out_indices[-1] + 1]):  # (later blocks feed no output)
             if self.with_cp and self.training and x.requires_grad:
                 x = cp.checkpoint(blk, x, use_reentrant=False)
             else:

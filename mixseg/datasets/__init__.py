@@ -10,5 +10,6 @@ from .transforms import CheckedLoadImageFromFile, CheckSegLabels  # noqa: F401
 
 try:
     from .coco import CheckedCocoDataset  # noqa: F401
-except ImportError:  # mmdet not installed: segmentation-only environments
-    pass
+except ModuleNotFoundError as e:  # mmdet not installed: segmentation-only environments
+    if not (e.name or '').split('.')[0] == 'mmdet':
+        raise

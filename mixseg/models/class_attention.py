@@ -151,8 +151,9 @@ class ClassAttentionProbe:
         q_norm, k_norm = getattr(attn, 'q_norm', None), getattr(attn, 'k_norm', None)
         if q_norm is not None:
             q, k = q_norm(q), k_norm(k)
-        logits = torch.einsum('bhd,bnhd->bhn', q.float(), k.float()) * attn.scale
-        return logits.softmax(-1).mean(1)[:, self.num_prefix_tokens:]
+        with torch.autocast(device_type=q.device.type, enabled=False):  # float32 also inside the step's autocast
+            logits = torch.einsum('bhd,bnhd->bhn', q.float(), k.float()) * attn.scale
+            return logits.softmax(-1).mean(1)[:, self.num_prefix_tokens:]
 
     def __repr__(self):
         return (f'ClassAttentionProbe({type(self.model).__name__}, patch_size={self.patch_size}, '

@@ -320,7 +320,9 @@ class PyramidVisionTransformer(nn.Module):
         if intermediates_only and stop_early:
             return self.forward_pyramid(x, take_indices)
         intermediates = []
-        for i in range(self.num_stages):
+        # the stages after the last one taken only matter for the final features (not returned when
+        # intermediates_only, e.g. timm's features_only wrapper)
+        for i in range(max_index + 1 if intermediates_only else self.num_stages):
             x, hw = self._stage(i, x)
             if i in take_indices:
                 intermediates.append(self._to_map(x, hw, self.num_prefix_tokens if i == self.num_stages - 1 else 0))
@@ -354,7 +356,9 @@ def resize_grid_pos_embed(pos: torch.Tensor, old_grid: Tuple[int, int], new_grid
                           num_prefix_tokens: int = 0, mode: str = 'bicubic') -> torch.Tensor:
     """Resample the grid part of ``1×(prefix + h·w)×C`` position embeddings to ``new_grid`` (prefix slots kept).
     Runs in the embedding's dtype (float32 for half precision), no antialiasing: the forward-time resize of the
-    original PVT detection code / mmdet (``mode='bilinear'``)."""
+    original PVT detection code / mmdet (``mode='bilinear'``). Equal to timm's ``resample_abs_pos_embed`` for
+    float32/bfloat16/float16, but that one always computes in float32, which would round float64 embeddings
+    (the float64 parity test with mmdet's PVT needs them kept)."""
     prefix, grid = pos[:, :num_prefix_tokens], pos[:, num_prefix_tokens:]
     dtype = grid.dtype
     grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)

@@ -1,6 +1,7 @@
 """Batch mixing methods (pure torch + timm): Mixup, CutMix, TransMix, MixPro's MaskMix/PAL, TokenMix, switches."""
 from .base import MixedBatch, Mixer, NoMix, attention_share, box_mask, box_share, check_attention, mix_targets, \
-    numpy_rng, paste, rand_boxes, sample_beta, sample_partner, smooth_one_hot, snap_boxes, token_grid, upsample_mask
+    numpy_rng, paste, rand_boxes, random_subsets, sample_beta, sample_partner, smooth_one_hot, snap_boxes, token_grid, \
+    upsample_mask
 from .cutmix import CutMix
 from .mixpro import MaskMix, ProgressiveAttentionLabel, progressive_attention_lam, random_cells
 from .mixup import Mixup

@@ -20,8 +20,8 @@ import torch
 from timm.data.mixup import one_hot
 
 __all__ = [
-    'MixedBatch', 'Mixer', 'NoMix', 'token_grid', 'numpy_rng', 'sample_beta', 'sample_partner', 'rand_boxes',
-    'snap_boxes', 'box_share', 'box_mask', 'upsample_mask', 'paste', 'smooth_one_hot', 'mix_targets',
+    'MixedBatch', 'Mixer', 'NoMix', 'token_grid', 'numpy_rng', 'sample_beta', 'sample_partner', 'random_subsets',
+    'rand_boxes', 'snap_boxes', 'box_share', 'box_mask', 'upsample_mask', 'paste', 'smooth_one_hot', 'mix_targets',
     'check_attention', 'attention_share',
 ]
 
@@ -80,13 +80,24 @@ def sample_partner(
     return idx.to(device, non_blocking=True)
 
 
+def random_subsets(batch_size: int, num_items: int, count, generator: Optional[torch.Generator] = None):
+    """Bool batch_size×num_items: per row, ``count`` items (an int, or one per row) chosen uniformly at random.
+
+    The rank of i.i.d. uniforms is a random permutation per row; ``rank < count`` selects that many items, no loop.
+    """
+    rank = torch.rand(batch_size, num_items, generator=generator).argsort(1).argsort(1)
+    return rank < torch.as_tensor(count).view(-1, 1)
+
+
 # --- boxes ----------------------------------------------------------------------------------------------------
 
 def rand_boxes(lam: torch.Tensor, img_size, generator: Optional[torch.Generator] = None) -> Box:
     """CutMix boxes of area share ``lam`` (before clipping), random centre, clipped to the image.
 
-    Same geometry as timm's ``rand_bbox`` (side = size·sqrt(λ), centre uniform over the image), written in torch
-    so it draws from a Generator and makes one box per entry of ``lam`` without a loop.
+    The box of timm's ``rand_bbox`` (side = int(size·sqrt(λ)), centre uniform over the image, edges centre -
+    floor(side/2) and centre + ceil(side/2) before clipping: the pinned timm 1.0 does the same), written in torch
+    so it draws from a Generator and makes one box per entry of ``lam`` without a loop. Older timm releases end the
+    box at centre + floor(side/2): 1 px shorter than here for an odd side.
     """
     H, W = _pair(img_size)
     n = lam.numel()

@@ -55,11 +55,7 @@ class CutMix(Mixer):
         partner = self._partner(B, device)
         pixel_mask = box_mask(boxes, torch.arange(H, device=device), torch.arange(W, device=device))
         mixed = paste(images, partner, pixel_mask)
-        token_mask = box_mask(
-            boxes,
-            torch.arange(grid[0], device=device) * self.patch_size,
-            torch.arange(grid[1], device=device) * self.patch_size,
-        )
+        token_mask = pixel_mask[:, ::self.patch_size, ::self.patch_size]  # ↓M: each token's top-left pixel
         return self._make(mixed, labels, partner, token_mask, box_share(boxes, (H, W)))
 
     def _make(self, mixed, labels, partner, token_mask, lam_area):

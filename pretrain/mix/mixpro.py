@@ -5,19 +5,15 @@ from typing import FrozenSet, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .base import MixedBatch, Mixer, attention_share, paste, sample_beta, token_grid, upsample_mask
+from .base import MixedBatch, Mixer, attention_share, paste, random_subsets, sample_beta, token_grid, upsample_mask
 
 __all__ = ['MaskMix', 'random_cells', 'progressive_attention_lam', 'ProgressiveAttentionLabel']
 
 
 def random_cells(num_cells: torch.Tensor, grid: Tuple[int, int], generator: Optional[torch.Generator] = None):
-    """Bool B×gh×gw: for sample b, ``num_cells[b]`` cells chosen uniformly at random (independently per sample).
-
-    The rank of i.i.d. uniforms is a random permutation per row; ``rank < n`` selects n cells, no loop.
-    """
+    """Bool B×gh×gw: for sample b, ``num_cells[b]`` cells chosen uniformly at random (independently per sample)."""
     B = num_cells.numel()
-    rank = torch.rand(B, grid[0] * grid[1], generator=generator).argsort(1).argsort(1)
-    return (rank < num_cells.view(B, 1)).view(B, *grid)
+    return random_subsets(B, grid[0] * grid[1], num_cells, generator).view(B, *grid)
 
 
 def progressive_attention_lam(
@@ -34,8 +30,6 @@ def progressive_attention_lam(
     ỹ_area is built from one-hot labels (the paper's definition, no smoothing). α keeps its gradient unless
     ``detach_alpha`` (the official code does not detach it).
     """
-    if isinstance(logits, (tuple, list)):  # distilled model in distillation training: (cls, dist) heads
-        logits = (logits[0] + logits[1]) / 2
     y = F.one_hot(labels, num_classes).to(torch.float32)
     y_area = torch.lerp(y, y[partner], lam_area.float().view(-1, 1))
     alpha = F.cosine_similarity(logits.float().softmax(-1), y_area, dim=1)

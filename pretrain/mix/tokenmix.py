@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import MixedBatch, Mixer, numpy_rng, paste, upsample_mask
+from .base import MixedBatch, Mixer, numpy_rng, paste, random_subsets, upsample_mask
 
 __all__ = ['TokenMix', 'block_mask', 'random_token_mask', 'normalize_map', 'tokenmix_weights', 'CAMTeacher']
 
@@ -96,8 +96,7 @@ def random_token_mask(batch_size: int, grid: Tuple[int, int], num_masked: int, g
     h, w = grid
     if not 0 < num_masked < h * w:
         raise ValueError(f'random_token_mask: {num_masked} masked tokens of {h * w} covers everything or nothing')
-    rank = torch.rand(batch_size, h * w, generator=generator).argsort(1).argsort(1)
-    return (rank < num_masked).view(batch_size, h, w)
+    return random_subsets(batch_size, h * w, num_masked, generator).view(batch_size, h, w)
 
 
 def normalize_map(maps: torch.Tensor) -> torch.Tensor:
@@ -125,7 +124,8 @@ class CAMTeacher:
     Not an nn.Module on purpose: a student holding it does not save the teacher in its checkpoints.
 
     Args:
-        model_name: any timm classifier whose ``forward_features`` is B×C×h×w and whose classifier is a Linear.
+        model_name: any timm classifier whose ``forward_features`` is B×C×h×w and whose classifier is a Linear on
+            the pooled features (a head with a norm or pre-logits layer, e.g. ConvNeXt's, is refused).
         checkpoint: local weight file; None leaves the random init (tests, smoke runs only).
         num_classes: classes of the teacher head.
     """
@@ -135,6 +135,7 @@ class CAMTeacher:
         from timm.models import load_state_dict
         self.model_name = model_name
         self.model = timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)
+        self._check_head()
         if checkpoint is not None:
             if not os.path.isfile(checkpoint):
                 raise FileNotFoundError(f'CAMTeacher checkpoint not found: {checkpoint}')
@@ -146,10 +147,29 @@ class CAMTeacher:
                                    f'({type(e).__name__}: {e})') from e
             self.model.load_state_dict(state_dict)
         self.model.eval().requires_grad_(False)
+        self.checkpoint = checkpoint
+
+    def _check_head(self):
+        """The CAM W·F is only the model's own when the classifier is a Linear directly on the pooled features."""
         head = self.model.get_classifier()
         if not isinstance(head, torch.nn.Linear):
-            raise ValueError(f'CAMTeacher needs a Linear classifier, {model_name} has {type(head).__name__}')
-        self.checkpoint = checkpoint
+            raise ValueError(f'CAMTeacher needs a Linear classifier, {self.model_name} has {type(head).__name__}')
+        name = next((n for n, m in self.model.named_modules() if m is head), '')
+        prefix = name.rpartition('.')[0]
+        owner = self.model.get_submodule(prefix)
+        if owner is self.model:
+            return
+        # the classifier sits in a head module (timm ClassifierHead / NormMlpClassifierHead): global pooling and
+        # dropout before the Linear are what a CAM assumes, a norm or pre-logits layer in between is not
+        extra = []
+        for n in ('norm', 'pre_logits'):
+            m = getattr(owner, n, None)
+            if isinstance(m, torch.nn.Module) and not isinstance(m, torch.nn.Identity):
+                extra.append(f'{prefix}.{n} ({type(m).__name__})')
+        if extra:
+            raise ValueError(
+                f'CAMTeacher needs a Linear classifier directly on the pooled features, {self.model_name} applies '
+                f'{", ".join(extra)} before {name}: its class activation map is not W·F')
 
     def to(self, device):
         self.model.to(device)
@@ -166,8 +186,9 @@ class CAMTeacher:
             raise ValueError(
                 f'CAMTeacher {self.model_name}: forward_features gave {tuple(feats.shape)}, expected '
                 f'B×{head.in_features}×h×w')
-        cam = torch.einsum('bchw,bc->bhw', feats.float(), head.weight[labels].float()).relu()
-        cam = F.interpolate(cam.unsqueeze(1), size=grid, mode='bilinear', align_corners=False)
+        with torch.autocast(device_type=feats.device.type, enabled=False):  # float32 CAM also under AMP
+            cam = torch.einsum('bchw,bc->bhw', feats.float(), head.weight[labels].float()).relu()
+            cam = F.interpolate(cam.unsqueeze(1), size=grid, mode='bilinear', align_corners=False)
         return normalize_map(cam.flatten(1))
 
 

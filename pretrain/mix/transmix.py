@@ -32,7 +32,8 @@ class TransMix(CutMix):
 
     def __init__(self, num_classes: int = 1000, alpha: float = 1.0, label: str = 'mean', **kwargs):
         super().__init__(num_classes=num_classes, alpha=alpha, **kwargs)
-        transmix_lam(torch.zeros(1), torch.zeros(1), label)  # validates
+        if label not in ('mean', 'attn'):
+            raise ValueError(f"TransMix label must be 'mean' or 'attn', got {label!r}")
         self.label = label
 
     @property
