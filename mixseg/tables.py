@@ -90,6 +90,68 @@ TABLE_C = Table(
 
 TABLES = {t.name: t for t in (TABLE_A, TABLE_B, TABLE_C)}
 
+# Table D: ImageNet-1k top-1 of stage 1 (context for every downstream row), the seed papers' rows.
+# MixPro paper, Table 1 (baseline and TransMix columns quoted from the TransMix paper): the models by their
+# parameters/FLOPs there — XCiT-T 12M/2.3G = XCiT-T24, XCiT-S 26M/4.8G = XCiT-S12, XCiT-M 84M = XCiT-M24,
+# XCiT-L 189M = XCiT-L24, CaiT-XXS 17.3M/3.8G = CaiT-XXS-36 (the XCiT/CaiT papers' 224² numbers agree:
+# 79.4, 82.0, 82.7, 82.9; 79.1), so the rows name them so. CA-Swin: Swin with class-attention layers.
+_D_MIXPRO = (  # (model, name, baseline, TransMix, MixPro)
+    ('deit-t', 'DeiT-T', 72.2, 72.6, 73.8), ('pvt-t', 'PVT-T', 75.1, 75.5, 76.7),
+    ('xcit-t24', 'XCiT-T24', 79.4, 80.1, 81.2), ('ca-swin-t', 'CA-Swin-T', 81.6, 81.8, 82.8),
+    ('cait-xxs36', 'CaiT-XXS-36', 79.1, 79.8, 80.6), ('deit-s', 'DeiT-S', 79.8, 80.7, 81.3),
+    ('pvt-s', 'PVT-S', 79.8, 80.5, 81.2), ('xcit-s12', 'XCiT-S12', 82.0, 82.3, 82.9),
+    ('ca-swin-s', 'CA-Swin-S', 82.8, 83.2, 83.7), ('pvt-m', 'PVT-M', 81.2, 82.1, 82.7),
+    ('pvt-l', 'PVT-L', 81.7, 82.4, 82.9), ('xcit-m24', 'XCiT-M24', 82.7, 83.4, 84.1),
+    ('deit-b', 'DeiT-B', 81.8, 82.4, 82.9), ('xcit-l24', 'XCiT-L24', 82.9, 83.8, 84.7))
+# TokenMix paper, Table 1 (CutMix → TokenMix). Its "CutMix" baselines are the models' own recipes (DeiT's
+# Mixup + CutMix), i.e. our `baseline` pretraining: the shared rows agree with the MixPro table's baselines.
+_D_TOKENMIX = (  # (model, name, CutMix, TokenMix)
+    ('deit-t', 'DeiT-T', 72.2, 73.2), ('pvt-t', 'PVT-T', 75.1, 75.6), ('cait-xxs24', 'CaiT-XXS-24', 77.6, 78.0),
+    ('deit-s', 'DeiT-S', 79.8, 80.8), ('swin-t', 'Swin-T', 81.2, 81.6), ('deit-b', 'DeiT-B', 81.8, 82.9))
+_D_METHOD = {'baseline': 'baseline', 'transmix': 'TransMix', 'mixpro': 'MixPro', 'tokenmix': 'TokenMix'}
+
+
+def _table_d_rows() -> tuple:
+    """One row per (model, method), grouped by model (the MixPro table's order, then the TokenMix table's
+    other models); a number both papers give must agree."""
+    pub: dict = {}     # (model, method) -> (number, papers)
+    names: dict = {}
+    for paper, rows, methods in (('MixPro', _D_MIXPRO, ('baseline', 'transmix', 'mixpro')),
+                                 ('TokenMix', _D_TOKENMIX, ('baseline', 'tokenmix'))):
+        for model, name, *nums in rows:
+            names.setdefault(model, name)
+            for m, v in zip(methods, nums):
+                old = pub.get((model, m))
+                if old is not None and old[0] != v:
+                    raise ValueError(f'table D: {name} {m}: {old[1][0]} gives {old[0]}, {paper} {v}')
+                pub[(model, m)] = (v, (old[1] if old else ()) + (paper,))
+    order = list(names)
+    keys = sorted(pub, key=lambda k: (order.index(k[0]), list(_D_METHOD).index(k[1])))
+    return tuple(Row(_key(model=model, method=m), (names[model], _D_METHOD[m], ', '.join(pub[(model, m)][1])),
+                     (pub[(model, m)][0],)) for model, m in keys)
+
+
+TOP1 = Column('top-1', 'ss', 'top1')
+TABLE_D = Table('D', 'ImageNet-1k top-1 of the pretrained backbones (MixPro and TokenMix papers)',
+                ('model', 'method', 'paper'), (TOP1,), _table_d_rows())
+TABLES[TABLE_D.name] = TABLE_D
+
+
+def write_top1_result(backbone, dest, table_row: dict) -> Path:
+    """Table D's cell of one pretraining as a results file (``dest``, the layout :func:`read_result` reads): the
+    top-1 that the backbone file's metadata carries (the pretraining's last validation on ImageNet val,
+    :class:`pretrain.export.BackboneExportHook`). A file without a top-1 is an error naming it."""
+    from .checkpoint import atomic_write_text, read_backbone_meta
+    meta = read_backbone_meta(backbone)
+    top1 = meta.get('top1')
+    if not isinstance(top1, (int, float)) or not math.isfinite(top1):
+        raise ValueError(f'{backbone}: no top-1 in the backbone file\'s metadata (top1={top1!r}): the '
+                         'pretraining ran without validation')
+    record = dict(config=meta.get('source_config'), checkpoint=str(backbone), tag=TOP1.tag, tta=False,
+                  table_row=dict(table_row), metrics={'accuracy/top1': float(top1)},
+                  source='backbone file metadata', epochs=meta.get('epochs'), method=meta.get('method'))
+    return atomic_write_text(dest, json.dumps(record, indent=2) + '\n')
+
 # ---------------------------------------------------------------------------------------------------------
 # Collecting our results.
 

@@ -59,6 +59,9 @@ def parse_args(argv=None):
                    help='default: pytorch (dist_train.sh), with --demo: none (inside this process)')
     p.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: the papers\' 8)')
     p.add_argument('--partition', help='Slurm partition (--launcher slurm)')
+    p.add_argument('--amp', nargs='?', const='auto', choices=['auto', 'fp16', 'bf16', 'off'], default=None,
+                   help='mixed precision of the trainings (tools/train.py --amp); default: auto (the best the GPU '
+                        'has) for GPU launchers, off with --demo or --launcher none')
     p.add_argument('--dry-run', action='store_true', help='print the plan and the commands, run nothing')
     p.add_argument('--demo', action='store_true', help='the demo configs, models and data (a CPU, minutes)')
     p.add_argument('--work-root', default=None, help='default: work_dirs/tables (--demo: work_dirs/demo)')

@@ -2,10 +2,12 @@
 with what is done already and what still is needed."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from mixseg.tables import TABLES
+from mixseg.tables import TABLE_D, TABLES
 
 from .steps import (ROOT, STALE, Step, _launch, _load_config, _read_stamp, _share_fn, _slug, _stamp_argv,
                     final_checkpoint, final_checkpoint_name, rel)
@@ -35,8 +37,34 @@ TASKS = {
 }
 
 
-def task_of(table: str, key: dict) -> Task:
+def task_of(table: str, key: dict) -> Optional[Task]:
+    """The transfer task of a row; None for Table D (ImageNet top-1: the pretraining itself)."""
+    if table == 'D':
+        return None
     return TASKS[(table, key.get('decoder') if table == 'A' else None)]
+
+
+# Models of Table D without a pretraining config, and why (printed by the plan)
+_CA_SWIN = ('CA-Swin, Swin with class-attention layers, is not implemented: its definition is not pinned by '
+            'public sources (issue 16, item 3)')
+NO_CONFIG = {'ca-swin-t': _CA_SWIN, 'ca-swin-s': _CA_SWIN}
+
+
+def pretrain_config(model: str, method: str) -> tuple[Optional[str], str]:
+    """(the pretraining config of (model, method), its pattern): ``configs/pretrain/<model>_<method>_<gpus>xb
+    <batch>-<epochs>e_in1k.py`` — each model's recipe names its own GPUs, batch and epochs. None when no
+    config matches; more than one is an error."""
+    pattern = f'configs/pretrain/{model}_{method}_*xb*-*e_in1k.py'
+    found = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(pattern))
+    if len(found) > 1:
+        raise SystemExit(f'error: more than one pretraining config for {model} {method}: {", ".join(found)}')
+    return (found[0] if found else None), pattern
+
+
+def paper_gpus(config: str, default: int = 8) -> int:
+    """The paper's GPU count of a config, from its name (``..._8xb128-300e_...`` → 8)."""
+    m = re.search(r'_(\d+)xb(\d+)', Path(config).name)
+    return int(m.group(1)) if m else default
 
 
 def _first_existing(*candidates: str) -> str:
@@ -49,7 +77,8 @@ def _first_existing(*candidates: str) -> str:
 def real_configs(table: str, key: dict) -> tuple[str, str]:
     """(pretraining config, transfer config) of a row on the real datasets (paths relative to the repo)."""
     model, method = key['model'], key['method']
-    pretrain = f'configs/pretrain/{model}_{method}_8xb128-300e_in1k.py'
+    pretrain, pattern = pretrain_config(model, method)
+    pretrain = pretrain or pattern   # reported as missing by the plan's check
     if table == 'A':
         base = f'configs/segmenter/segmenter-{key["decoder"]}_{model}{{}}_8xb2-80k_pascal-context-59-480x480.py'
     elif table == 'C':   # TokenMix paper: Segmenter mask decoder on ADE20K
@@ -76,8 +105,13 @@ DEMO_VIT = DemoModel('vit-nano', 'configs/demo/pretrain_vit-nano_{}_demo.py',
 DEMO_PVT = DemoModel('pvt-nano', 'configs/demo/pretrain_pvt-nano_{}_demo.py',
                      'demo PVT v1 (pvt_nano: depths 1-1-1-1, widths 32-256)')
 # Which demo model stands in for each paper model. DeiT-T/S/B all map onto the one demo ViT, so Table C's
-# three rows per method share one run (and show the same numbers).
+# three rows per method share one run (and show the same numbers). Table D: the plain ViTs with a class token
+# (DeiT, CaiT, XCiT) → the demo ViT, the pyramids (PVT, Swin, CA-Swin) → the demo PVT.
 DEMO_MODELS = {'deit-t': DEMO_VIT, 'deit-s': DEMO_VIT, 'deit-b': DEMO_VIT, 'pvt-s': DEMO_PVT}
+DEMO_MODELS.update({dict(r.key)['model']: DEMO_PVT if 'pvt' in dict(r.key)['model'] or 'swin' in dict(r.key)['model']
+                    else DEMO_VIT for r in TABLE_D.rows if dict(r.key)['model'] not in DEMO_MODELS})
+_NAMES = {'deit-t': 'DeiT-T', 'deit-s': 'DeiT-S', 'deit-b': 'DeiT-B', 'pvt-s': 'PVT-S'}
+_NAMES.update({dict(r.key)['model']: r.label[0] for r in TABLE_D.rows if dict(r.key)['model'] not in _NAMES})
 # The demo transfer config of each task (a glob: the schedule in the name is the config's business)
 DEMO_TRANSFER = {
     'pascal-context-59_linear': 'configs/demo/segmenter-linear_vit-demo_*_pascal-context-59-demo-*.py',
@@ -98,13 +132,15 @@ def demo_config(pattern: str) -> str:
 
 
 def demo_note(tables) -> str:
-    used = {DEMO_MODELS[dict(r.key)['model']] for t in tables for r in TABLES[t].rows if not r.reference}
+    models = {dict(r.key)['model'] for t in tables for r in TABLES[t].rows if not r.reference}
+    used = {DEMO_MODELS[k] for k in models}
     parts = [DEMO_NOTE]
-    name = {'deit-t': 'DeiT-T', 'deit-s': 'DeiT-S', 'deit-b': 'DeiT-B', 'pvt-s': 'PVT-S'}
-    parts += [f'{"/".join(name.get(k, k) for k, v in DEMO_MODELS.items() if v is m)} → {m.describe}'
+    parts += [f'{"/".join(_NAMES.get(k, k) for k, v in DEMO_MODELS.items() if v is m and k in models)} → {m.describe}'
               for m in sorted(used, key=lambda m: m.name, reverse=True)]
     if 'C' in tables and DEMO_MODELS['deit-t'] is DEMO_MODELS['deit-s'] is DEMO_MODELS['deit-b']:
         parts.append('Table C: the DeiT-T/S/B rows share one demo run per method')
+    if 'D' in tables:
+        parts.append('Table D: every model of a family shows its demo model\'s top-1')
     return '; '.join(parts)
 
 
@@ -165,13 +201,19 @@ def parse_demo_schedule(items) -> dict:
 
 
 def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
-              backbones=None, data_root=None, demo_schedule=None) -> list[Step]:
-    """Every step the tables need, in running order, with what is done already and what still is needed."""
+              backbones=None, data_root=None, demo_schedule=None, amp=None) -> list[Step]:
+    """Every step the tables need, in running order, with what is done already and what still is needed.
+
+    ``gpus``: GPUs per run (default: each config's paper setting); a training whose total batch then differs
+    from the one its lr was tuned for (the config's ``auto_scale_lr.base_batch_size``, else the paper's GPUs ×
+    the config's per-GPU batch) gets ``--auto-scale-lr`` (never with ``demo``). ``amp``: None (fp32), ''
+    (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training."""
     work_root = Path(work_root).resolve()
     data_root = Path(data_root or ROOT / 'data/demo').resolve()
     backbones = backbones or {}
     sched = dict(DEMO_SCHEDULE, **(demo_schedule or {}))
     inproc = demo and launcher == 'none'
+    amp_argv = [] if amp is None else ['--amp'] + ([amp] if amp else [])
     steps: list[Step] = []
 
     def add(step: Step) -> int:
@@ -188,6 +230,22 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         stale = any(steps[d].stale for d in deps) or _read_stamp(stamp) not in (None, key)
         return dict(stamp=stamp, key=key, stale=stale)
 
+    def n_gpus(paper: int) -> int:
+        return 1 if launcher == 'none' else gpus or paper
+
+    def train_flags(cfg, n: int, paper: int) -> tuple[list, list]:
+        """(tools/train.py flags, --cfg-options) of a real (not demo) training run on ``n`` GPUs: AMP, and
+        the lr rescaled when the total batch differs from the one the config's lr belongs to."""
+        if demo:
+            return amp_argv, []
+        per_gpu = cfg.train_dataloader.get('batch_size') or 1
+        asl = cfg.get('auto_scale_lr') or {}
+        base = asl.get('base_batch_size') or paper * per_gpu
+        if n * per_gpu == base:
+            return amp_argv, []
+        return amp_argv + ['--auto-scale-lr'], ([] if asl.get('base_batch_size') else
+                                                [f'auto_scale_lr.base_batch_size={base}'])
+
     rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
             and (not methods or dict(r.key)['method'] in methods)]
     if not rows:
@@ -195,7 +253,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
 
     data_step = None
     if demo:
-        datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows})
+        datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows if t != 'D'})
         from mixseg.demo_data import DATASET_DIRS, MARKER
 
         def make_data(datasets=tuple(datasets)):
@@ -209,10 +267,67 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
     pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
     train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
     test_steps: dict = {}       # (train key, tag) -> step index
+
+    def pretraining(pmodel: str, method: str, pconfig: Optional[str], missing: str, label: str) -> tuple:
+        """(step index or None for a given file, backbone file) of the pretraining (pmodel, method), shared
+        by every row that needs it; ``pconfig`` None: no config (``missing`` says why), reported, not run."""
+        pkey = (pmodel, method)
+        if pkey not in pretrain_steps:
+            given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+            wd = work_root / 'pretrain' / f'{pmodel}_{method}'
+            backbone = wd / 'backbone.safetensors'
+            if given is not None:
+                pretrain_steps[pkey] = (None, given)
+            elif pconfig is None:
+                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
+                             blocked=missing))
+                pretrain_steps[pkey] = (i, backbone)
+            else:
+                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
+                paper = paper_gpus(pconfig, PRETRAIN_GPUS)
+                n = n_gpus(paper)
+                cfg = _load_config(pconfig, opts)
+                flags, extra = train_flags(cfg, n, paper)
+                opts += extra
+                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
+                    + flags + (['--cfg-options', *opts] if opts else [])
+                deps = [data_step] if data_step is not None else []
+                st = stamped(wd / 'pretrain.argv.json', argv, deps)
+                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
+                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
+                argv[3:3] = ['--resume'] if resume else []
+                cmd, env = _launch('train', argv, launcher, n, partition, f'pretrain-{pmodel}-{method}', wd)
+                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
+                             deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
+                             batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
+                pretrain_steps[pkey] = (i, backbone)
+        p_idx, backbone = pretrain_steps[pkey]
+        if p_idx is not None:
+            steps[p_idx].rows.append(label)
+        return p_idx, backbone
+
     for table, row in rows:
         key = dict(row.key)
         method = key['method']
         task = task_of(table, key)
+        label = f'{table}: {" / ".join(row.label)}'
+        if table == 'D':   # ImageNet top-1: the pretraining, then its top-1 into the row's results
+            if demo:
+                dm = DEMO_MODELS[key['model']]
+                pmodel, pconfig, missing = dm.name, dm.pretrain.format(method), ''
+            else:
+                pmodel = key['model']
+                pconfig, pattern = pretrain_config(pmodel, method)
+                missing = f'missing config: no {pattern}' + (f' ({NO_CONFIG[pmodel]})' if pmodel in NO_CONFIG else
+                                                             ' (not written yet)')
+            p_idx, backbone = pretraining(pmodel, method, pconfig, missing, label)
+            dest = work_root / 'imagenet-1k' / _slug(table, (key['model'], method)) / 'results' / 'ss.json'
+            cmd = ['top-1', 'of', rel(backbone), 'into', rel(dest)]   # (what it amounts to)
+            add(Step('top1', f'top1_{key["model"]}_{method}', f'top-1 {label}', [dest],
+                     deps=[p_idx] if p_idx is not None else [], rows=[label], command=cmd,
+                     func=_top1_fn(backbone, dest, dict(table=table, **key)),
+                     **stamped(dest.parent.parent / 'top1.argv.json', cmd, [p_idx] if p_idx is not None else [])))
+            continue
         if demo:
             dm = DEMO_MODELS[key['model']]
             pmodel, pconfig, tconfig = dm.name, dm.pretrain.format(method), demo_config(DEMO_TRANSFER[task.name])
@@ -222,35 +337,9 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         for c in (pconfig, tconfig):
             if not (ROOT / c).is_file():
                 raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
-        label = f'{table}: {" / ".join(row.label)}'
 
         # (1) pretraining, shared by every row that needs this (model, method)
-        pkey = (pmodel, method)
-        if pkey not in pretrain_steps:
-            given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
-            if given is not None:
-                pretrain_steps[pkey] = (None, given)
-            else:
-                wd = work_root / 'pretrain' / f'{pmodel}_{method}'
-                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
-                backbone = wd / 'backbone.safetensors'
-                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
-                    + (['--cfg-options', *opts] if opts else [])
-                deps = [data_step] if data_step is not None else []
-                st = stamped(wd / 'pretrain.argv.json', argv, deps)
-                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
-                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
-                argv[3:3] = ['--resume'] if resume else []
-                cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
-                                   f'pretrain-{pmodel}-{method}', wd)
-                batch = _load_config(pconfig, opts).train_dataloader.get('batch_size')
-                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
-                             deps=deps, script='train', argv=argv, command=cmd, env=env,
-                             gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS, batch=batch, resume=resume, **st))
-                pretrain_steps[pkey] = (i, backbone)
-        p_idx, backbone = pretrain_steps[pkey]
-        if p_idx is not None:
-            steps[p_idx].rows.append(label)
+        p_idx, backbone = pretraining(pmodel, method, pconfig, '', label)
 
         # (2) transfer training, one per (task, pretrained backbone)
         tkey = (task.name, pmodel, method)
@@ -261,15 +350,17 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 opts += _demo_schedule_options(task, sched)
             opts += exp(f'{task.name}_{pmodel}_{method}')
             cfg = _load_config(tconfig, opts)
+            n = n_gpus(task.gpus)
+            flags, extra = train_flags(cfg, n, task.gpus)
+            opts += extra
             ckpt_name = final_checkpoint_name(cfg)
             argv = [tconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, task.dataset) if demo else []) \
-                + ['--cfg-options', *opts]
+                + flags + ['--cfg-options', *opts]
             deps = [d for d in (p_idx, data_step) if d is not None]
             st = stamped(wd / 'train.argv.json', argv, deps)
             done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
             resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
             argv[3:3] = ['--resume'] if resume else []
-            n = 1 if launcher == 'none' else gpus or task.gpus
             cmd, env = _launch('train', argv, launcher, n, partition, f'{task.name}-{pmodel}-{method}', wd)
             i = add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
                          [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
@@ -289,7 +380,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 opts = row_opts + exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
                 argv = [tconfig, rel(ckpt), '--work-dir', rel(wd)] + (['--tta'] if tag == 'ms' else []) \
                     + (_demo_data_root(data_root, task.dataset) if demo else []) + ['--cfg-options', *opts]
-                n = 1 if launcher == 'none' else gpus or task.gpus
+                n = n_gpus(task.gpus)
                 cmd, env = _launch('test', argv, launcher, n, partition, f'test-{tag}-{task.name}-{pmodel}-{method}',
                                    wd)
                 i = add(Step('test', f'test_{tag}_{task.name}_{pmodel}_{method}',
@@ -316,15 +407,23 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             dependents[d].append(i)
     for i in reversed(range(len(steps))):
         s = steps[i]
-        leaf = s.kind in ('test', 'share')
+        leaf = s.kind in ('test', 'share', 'top1')
         s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
         s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
-                                          STALE if s.stale else '')
-    for s in steps:   # a given backbone file must exist when a transfer that needs it runs
-        if s.kind == 'train' and s.needed:
-            b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint='))
+                                          s.blocked or (STALE if s.stale else ''))
+    for s in steps:   # a given backbone file must exist when a transfer (or a top-1 reading) that needs it runs
+        if s.kind in ('train', 'top1') and s.needed:
+            b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint=')) \
+                if s.kind == 'train' else s.command[2]
             if not any(steps[d].kind == 'pretrain' for d in s.deps) and not (ROOT / b).is_file():
                 s.reason = f'missing backbone file {b}'
     return steps
+
+
+def _top1_fn(backbone: Path, dest: Path, table_row: dict):
+    def top1():
+        from mixseg.tables import write_top1_result
+        write_top1_result(backbone, dest, table_row)
+    return top1
 
 

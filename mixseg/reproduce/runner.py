@@ -100,12 +100,13 @@ def fmt_time(s: float) -> str:
 # Rough seconds per kind of step (demo, one core each) for the first ETA and for the order in which ready steps
 # start (pretrainings first as they unblock the rest, then the longest); the ETA then follows measured times.
 _GUESS = {'data': 15, 'pretrain-vit': 45, 'pretrain-pvt': 60, 'train-seg': 90, 'train-det': 100, 'test-ss-seg': 8,
-          'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0}
-_KIND_ORDER = {'data': 0, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4}
+          'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'top1': 0}
+_KIND_ORDER = {'data': 0, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'top1': 4}
+_PYTHON_KINDS = ('share', 'top1')   # instant steps done in Python: no command to print
 
 
 def _group(step: 'Step') -> str:
-    if step.kind in ('data', 'share'):
+    if step.kind in ('data', 'share', 'top1'):
         return step.kind
     if step.kind == 'pretrain':
         return 'pretrain-pvt' if 'pvt' in step.name else 'pretrain-vit'
@@ -137,10 +138,17 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
             if not s.needed:
                 out(f'{head}  skip ({s.reason})')
                 continue
-            out(f'{head}' + (f'  [{s.reason}]' if s.reason else '') + ('  (resume)' if s.resume else ''))
+            out(f'{head}' + (f'  [{s.reason}]' if s.reason and not s.blocked else '')
+                + ('  (resume)' if s.resume else ''))
             if s.kind in ('pretrain', 'train') and len(s.rows) > 1:
                 out(f'    # for {"; ".join(s.rows)}')
-            out(f'    $ {s.shell()}' if s.kind != 'share' else f'    = {s.shell()}  (table_row of this row)')
+            if s.blocked:
+                out(f'    ! not run: {s.blocked}')
+            elif s.kind == 'top1':
+                out(f'    = {s.shell()}  (the top-1 in the backbone file\'s metadata: the pretraining\'s last '
+                    f'validation)')
+            else:
+                out(f'    $ {s.shell()}' if s.kind != 'share' else f'    = {s.shell()}  (table_row of this row)')
         return []
     for i, s in enumerate(steps, 1):
         if not s.needed:
@@ -222,7 +230,7 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
                 return
             fut.t0 = time.perf_counter()
             running[fut] = i
-        if s.kind != 'share':
+        if s.kind not in _PYTHON_KINDS:
             out(f'{describe(s, i + 1, n)}  started' + ('  (resume)' if s.resume else '')
                 + (f'  [{s.reason}]' if s.stale else '') + f'\n    $ {s.shell()}')
         if s.func is not None or pool is None:   # in this process (data, share; or one step at a time)
@@ -313,6 +321,15 @@ def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, o
 
 
 
+def amp_option(args) -> Optional[str]:
+    """``make_plan``'s ``amp`` from ``--amp``: by default the best AMP the GPU has for real (not demo) runs on
+    a GPU launcher, fp32 otherwise; ``--amp off`` / ``fp16`` / ``bf16`` choose."""
+    choice = getattr(args, 'amp', None)
+    if choice is None:
+        choice = 'auto' if not args.demo and args.launcher != 'none' else 'off'
+    return None if choice == 'off' else '' if choice == 'auto' else choice
+
+
 def reproduce(args, out=print) -> int:
     """The whole table run of ``tools/reproduce.py`` (its parsed arguments): plan, run (or print), tables.
     Returns the exit status: 1 when a step failed or, after a real run, a table cell has no result."""
@@ -321,10 +338,15 @@ def reproduce(args, out=print) -> int:
     steps = make_plan(args.tables, methods=args.methods, demo=args.demo, work_root=args.work_root,
                       launcher=args.launcher, gpus=args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
-                      demo_schedule=args.demo_schedule)
-    if args.gpus not in (None, 8) and args.launcher != 'none' and not args.demo:
-        out(f'note: {args.gpus} GPUs per run instead of the papers\' 8: the per-GPU batch of each config stays, '
-            'so the total batch (and the lr it was tuned for) differs from the papers')
+                      demo_schedule=args.demo_schedule, amp=amp_option(args))
+    scaled = [s for s in steps if s.needed and '--auto-scale-lr' in s.argv]
+    if scaled:
+        out(f'note: {len(scaled)} training(s) run with another total batch than their paper\'s (GPUs × per-GPU '
+            'batch): their lr is rescaled linearly (--auto-scale-lr, from the config\'s base batch size)')
+    blocked = [s for s in steps if s.needed and s.blocked]
+    if blocked:
+        out(f'note: {len(blocked)} step(s) cannot run (no config; see "not run:" below): '
+            + ', '.join(s.name for s in blocked))
     inproc = args.demo and args.launcher == 'none' and not args.subprocess
     os.chdir(ROOT)   # the configs' relative paths (and the printed commands) are relative to the repository
     failed = run_plan(steps, args.work_root, dry_run=args.dry_run, inproc=inproc, jobs=args.jobs,

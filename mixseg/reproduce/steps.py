@@ -16,7 +16,7 @@ STALE = 'options changed: starts over'
 
 @dataclass
 class Step:
-    kind: str                      # 'data' | 'pretrain' | 'train' | 'test' | 'share'
+    kind: str                      # 'data' | 'pretrain' | 'train' | 'test' | 'share' | 'top1'
     name: str                      # unique, used for the log file
     title: str                     # what the progress line says
     outputs: list                  # Paths: all present → the step is done
@@ -25,7 +25,7 @@ class Step:
     argv: list = field(default_factory=list)        # arguments of tools/<script>.py
     command: list = field(default_factory=list)     # the shell command (launcher applied)
     env: dict = field(default_factory=dict)         # environment prefix of the command (slurm: GPUS)
-    func: Optional[Callable] = None                 # 'data' / 'share' steps: done in Python
+    func: Optional[Callable] = None                 # 'data' / 'share' / 'top1' steps: done in Python
     gpus: int = 1
     batch: Optional[int] = None    # per-GPU batch of the config (for the printout)
     rows: list = field(default_factory=list)        # (table, row label) this step serves
@@ -36,6 +36,7 @@ class Step:
     done: bool = False
     needed: bool = True
     reason: str = ''
+    blocked: str = ''               # why it cannot run at all (no config): reported, never run
 
     def shell(self) -> str:
         return ' '.join([f'{k}={shlex.quote(str(v))}' for k, v in self.env.items()] + [shlex.quote(str(c)) for c in
