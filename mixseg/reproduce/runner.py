@@ -60,7 +60,8 @@ def _run_inprocess(script: Optional[str], argv: list, func: Optional[Callable], 
             raise RuntimeError(f'{type(e).__name__}: {e}') from None
         finally:
             _release_loggers(f)
-            gc.collect()
+            if func is None:   # after a training/test (a collection costs ~0.5 s: not after the instant steps)
+                gc.collect()
 
 
 def _run_subprocess(command: list, env: dict, log: Path, shell: str, threads: Optional[int]) -> None:
