@@ -1,5 +1,6 @@
 """How reproduce launches the papers' runs: --auto-scale-lr exactly when the total batch differs from the
 paper's, --amp on GPU runs, and the Slurm submit mode (stub sbatch/squeue/sacct, no cluster)."""
+import re
 from pathlib import Path
 
 from test_reproduce import dry_run, options
@@ -61,3 +62,146 @@ def test_amp_on_gpu_runs_only(tmp_path):
     for argv in (['--amp', 'off'], ['--launcher', 'none'], ['--demo']):
         _, cmds = dry_run('B', '--methods', 'transmix', *argv, '--work-root', str(tmp_path))
         assert not any('--amp' in c for c in cmds), argv
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Slurm submit mode, against stub sbatch / squeue / sacct / scancel on PATH
+
+STUBS = {
+    'sbatch': 'n=$(cat "$STUB/next" 2>/dev/null || echo 101); echo $((n + 1)) > "$STUB/next"; '
+              'echo "$n $*" >> "$STUB/sbatch.log"; echo "$n"',
+    'squeue': 'echo "$*" >> "$STUB/squeue.log"; cat "$STUB/squeue.txt" 2>/dev/null; true',
+    'sacct': 'cat "$STUB/sacct.txt" 2>/dev/null; true',
+    'scancel': 'echo "$*" >> "$STUB/scancel.log"',
+}
+
+
+def _stub_slurm(tmp_path, monkeypatch):
+    import os
+    stub = tmp_path / 'stub'
+    stub.mkdir()
+    for name, body in STUBS.items():
+        p = stub / name
+        p.write_text(f'#!/usr/bin/env bash\n{body}\n')
+        p.chmod(0o755)
+    monkeypatch.setenv('PATH', f'{stub}:{os.environ["PATH"]}')
+    monkeypatch.setenv('STUB', str(stub))
+    return stub
+
+
+def _sbatch_calls(stub):
+    """job id -> (dependency job ids, script path) of every sbatch call."""
+    calls = {}
+    for line in (stub / 'sbatch.log').read_text().splitlines():
+        job, *args = line.split()
+        dep = next((a.split(':')[1:] for a in args if a.startswith('--dependency=afterok:')), [])
+        calls[job] = (dep, Path(args[-1]))
+    return calls
+
+
+def test_submit_chains_jobs_and_rerun_reports_resubmits_and_writes_tables(tmp_path, monkeypatch):
+    import json
+    from test_reproduce import rp
+    stub = _stub_slurm(tmp_path, monkeypatch)
+    root = tmp_path / 'w'
+
+    def main(*argv):
+        lines = []
+        rc = rp.main(['A', '--methods', 'transmix', '--work-root', str(root), *argv],
+                     out=lambda s: lines.extend(str(s).splitlines()))
+        return rc, '\n'.join(lines)
+
+    # --dry-run prints the scripts, submits and writes nothing
+    rc, text = main('--submit', '--dry-run')
+    assert rc == 0 and not (stub / 'sbatch.log').exists() and not root.exists()
+    assert text.count('#!/usr/bin/env bash') == 7 and text.count('$ sbatch') == 7
+    assert 'export MASTER_PORT=$((20000 + SLURM_JOB_ID % 40000))' in text
+    assert '--dependency=afterok:<job of pretrain_deit-s_transmix>' in text
+
+    # submit: 7 jobs, each after the job of the step it needs; the driver returns at once
+    rc, text = main('--submit', '--partition', 'gpu', '--sbatch-args=--time=72:00:00')
+    assert rc == 0
+    calls = _sbatch_calls(stub)
+    by_name = {p.stem: (job, dep) for job, (dep, p) in calls.items()}
+    assert len(calls) == 7
+    pre = by_name['pretrain_deit-s_transmix']
+    assert pre[1] == []
+    for dec in ('linear', 'mask'):
+        train = by_name[f'train_pascal-context-59_{dec}_deit-s_transmix']
+        assert train[1] == [pre[0]]
+        for tag in ('ss', 'ms'):
+            assert by_name[f'test_{tag}_pascal-context-59_{dec}_deit-s_transmix'][1] == [train[0]]
+    for job in calls:
+        assert f'submitted job {job}' in text
+    script = (root / 'slurm/train_pascal-context-59_mask_deit-s_transmix.sh').read_text()
+    assert '#SBATCH --partition=gpu' in script and '#SBATCH --time=72:00:00' in script
+    assert 'MASTER_PORT=$((20000 + SLURM_JOB_ID % 40000))' in script
+    assert 'srun --kill-on-bad-exit=1' in script and 'tools/train.py' in script
+    assert '--launcher slurm --resume' in script and '#SBATCH --ntasks=8' in script
+    records = json.loads((root / 'slurm/jobs.json').read_text())
+    assert {r['job'] for r in records.values()} == set(calls)
+
+    # status: states from squeue; nothing submitted
+    (stub / 'squeue.txt').write_text(f'{pre[0]}|RUNNING|None\n' + ''.join(
+        f'{j}|PENDING|Dependency\n' for j in calls if j != pre[0]))
+    rc, text = main('--status')
+    assert rc == 0 and len(_sbatch_calls(stub)) == 7
+    assert re.search(rf'pretrain deit-s transmix .*running \(job {pre[0]}\)', text)
+    assert text.count('queued (job') == 6
+
+    # a rerun while all are queued or running submits nothing
+    rc, text = main('--submit')
+    assert rc == 0 and len(_sbatch_calls(stub)) == 7 and '0 job(s) submitted' in text
+
+    # the pretraining finished; the linear transfer failed (sacct), its tests wait forever
+    _touch(root / 'pretrain/deit-s_transmix/backbone.safetensors')
+    lin = by_name['train_pascal-context-59_linear_deit-s_transmix'][0]
+    lin_tests = [by_name[f'test_{t}_pascal-context-59_linear_deit-s_transmix'][0] for t in ('ss', 'ms')]
+    (stub / 'squeue.txt').write_text(''.join(
+        f'{j}|PENDING|{"DependencyNeverSatisfied" if j in lin_tests else "Dependency"}\n'
+        for j in calls if j not in (pre[0], lin)))
+    (stub / 'sacct.txt').write_text(f'{pre[0]}|COMPLETED\n{lin}|FAILED\n')
+    rc, text = main('--status')
+    assert rc == 1 and re.search(rf'failed \(job {lin} FAILED; log .*\.{lin}\.log\)', text)
+    assert len(_sbatch_calls(stub)) == 7 and not (stub / 'scancel.log').exists()
+    rc, text = main('--submit')
+    assert rc == 0
+    new = {j: c for j, c in _sbatch_calls(stub).items() if j not in calls}
+    new_by_name = {p.stem: (job, dep) for job, (dep, p) in new.items()}
+    assert sorted(new_by_name) == sorted(['train_pascal-context-59_linear_deit-s_transmix'] + [
+        f'test_{t}_pascal-context-59_linear_deit-s_transmix' for t in ('ss', 'ms')])
+    new_lin = new_by_name['train_pascal-context-59_linear_deit-s_transmix']
+    assert new_lin[1] == []   # the pretraining is done: nothing to wait for
+    assert all(new_by_name[f'test_{t}_pascal-context-59_linear_deit-s_transmix'][1] == [new_lin[0]]
+               for t in ('ss', 'ms'))
+    assert sorted((stub / 'scancel.log').read_text().split()) == sorted(lin_tests)   # the stuck ones
+
+    # every result there: all done, the table written with our numbers
+    for dec in ('linear', 'mask'):
+        for tag, miou in (('ss', 50.0), ('ms', 51.0)):
+            _touch(root / f'pascal-context-59_{dec}/deit-s_transmix/results/{tag}.json', json.dumps(dict(
+                tag=tag, metrics={'mIoU': miou}, table_row=dict(table='A', model='deit-s', method='transmix',
+                                                                decoder=dec))))
+    (stub / 'squeue.txt').write_text('')
+    rc, text = main('--status')
+    assert rc == 0 and text.count('  done') == 5 and text.count('  skip (not needed') == 2   # 4 tests, pretraining
+    for dec in ('Linear', 'Segmenter'):
+        assert f'| DeiT-S + TransMix | {dec} | ' in text
+        assert re.search(rf'\| DeiT-S \+ TransMix \| {dec} \| [\d.]+ / 50\.0 / [+-][\d.]+ \| [\d.]+ / 51\.0 /',
+                         (root / 'tables.md').read_text())
+
+
+def _touch(p, text='x'):
+    p = Path(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_submit_without_slurm_says_so(tmp_path, monkeypatch):
+    from test_reproduce import rp
+    monkeypatch.setenv('PATH', str(tmp_path))   # no sbatch anywhere
+    lines = []
+    rc = rp.main(['B', '--methods', 'mixpro', '--submit', '--work-root', str(tmp_path / 'w')],
+                 out=lambda s: lines.append(str(s)))
+    assert rc == 1 and any('sbatch not found: the submit mode needs a Slurm cluster' in x for x in lines)

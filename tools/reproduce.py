@@ -1,26 +1,37 @@
 """Reproduce a downstream table of the papers: pretrain → transfer → single-/multi-scale test → the table.
 
     python tools/reproduce.py TABLE [TABLE ...] [--methods baseline transmix ...] [--dry-run]
-        [--launcher none|pytorch|slurm] [--gpus N] [--partition P] [--work-root work_dirs/tables]
-        [--backbone METHOD=PATH | MODEL_METHOD=PATH ...] [--keep-going]
-    python tools/reproduce.py A B C --demo          # the same pipeline on the tiny demo models and data
+        [--launcher none|pytorch|slurm] [--gpus N] [--partition P] [--amp [fp16|bf16|off]]
+        [--work-root work_dirs/tables] [--backbone METHOD=PATH | MODEL_METHOD=PATH ...] [--keep-going]
+    python tools/reproduce.py A B C D --demo        # the same pipeline on the tiny demo models and data
+    python tools/reproduce.py A --submit [--partition P]   # Slurm: one sbatch job per step, then return
+    python tools/reproduce.py A --status                   # their states; the tables once results exist
 
 Tables (mixseg.tables.TABLES; the reference rows are quoted, not run):
   A  Pascal Context 59, DeiT-S, linear and Segmenter mask decoders × baseline / TransMix / MixPro, mIoU, +MS
   B  COCO, Mask R-CNN 1x + FPN, PVT-S × baseline / TransMix / MixPro, box and mask AP
   C  ADE20K, Segmenter mask decoder (the TokenMix paper's setting), DeiT-T/S/B × baseline / TokenMix, mIoU/mAcc, +MS
+  D  ImageNet-1k top-1 of the pretrainings: DeiT, PVT, XCiT, CaiT, (CA-)Swin × baseline / TransMix / MixPro
+     (MixPro paper) and baseline / TokenMix (TokenMix paper); a row is its pretraining and the top-1 that the
+     backbone file carries (the pretraining's last validation). Rows without a config are listed, not run.
 
-Per row: (1) pretraining ``configs/pretrain/<model>_<method>_8xb128-300e_in1k.py`` → ``backbone.safetensors``
+Per row: (1) pretraining ``configs/pretrain/<model>_<method>_<G>xb<B>-<E>e_in1k.py`` → ``backbone.safetensors``
 (or a file given with ``--backbone``; one pretraining serves every row and table that needs it); (2) the row's
 transfer config with ``--cfg-options model.backbone.checkpoint=<backbone file>``; (3) ``tools/test.py`` on the
 final checkpoint (single scale, and with ``--tta`` for the "+MS" columns of A and C), each with
 ``--cfg-options table_row.table=... table_row.model=...`` so that the results land in the row's cell whatever
 the config says. Finally the tables (``tables.md``, ``tables.png`` in the work root) and on the console.
 
-GPUs as in the papers: pretraining 8 GPUs × 128, Segmenter ADE20K 8 × 1, Pascal Context 8 × 2, Mask R-CNN
-8 × 2 (``--gpus`` overrides the count; the per-GPU batch stays, so the total batch changes). Launchers:
+GPUs as in the papers: pretraining as its config's name says (DeiT/PVT 8 GPUs × 128), Segmenter ADE20K 8 × 1,
+Pascal Context 8 × 2, Mask R-CNN 8 × 2. ``--gpus`` overrides the count; the per-GPU batch stays, so where the
+total batch then differs from the one the config's lr belongs to, the training runs with ``--auto-scale-lr``
+(mmengine's linear rule from ``auto_scale_lr.base_batch_size``). GPU launchers train with ``--amp`` (the best
+the GPU has; ``--amp fp16|bf16|off`` chooses). Launchers:
 ``pytorch`` → ``bash tools/dist_train.sh CFG 8 ...``, ``slurm`` → ``GPUS=8 bash tools/slurm_train.sh P JOB CFG
-WORK ...``, ``none`` → ``python tools/train.py ...`` (one process).
+WORK ...``, ``none`` → ``python tools/train.py ...`` (one process). ``--submit``: every step an sbatch job
+(``srun ... --launcher slurm``, ``MASTER_PORT`` from the job id) chained with ``--dependency=afterok``, job ids
+printed, the driver returns; running it again (or ``--status``) reports each step from its work dir and
+squeue/sacct, resubmits what failed and writes the tables (``mixseg.reproduce.slurm``).
 
 A step is skipped when its outputs exist (backbone file; the transfer's final ``iter_N.pth`` / ``epoch_N.pth``;
 ``results/ss.json`` / ``results/ms.json``) or when nothing downstream still needs it, so a killed table run
@@ -33,7 +44,8 @@ removed. (Work dirs without that file, from before it existed, count as they are
 
 ``--demo``: the demo configs (``configs/demo/``) with their own short schedules (``--demo-schedule`` changes
 them) on the generated data (``data/demo``, made if missing), every row mapped onto the tiny demo models
-(``mixseg.reproduce.plan.DEMO_MODELS``; one pretraining per (model, method), Table C's DeiT-T/S/B rows share one run). The steps
+(``mixseg.reproduce.plan.DEMO_MODELS``; one pretraining per (model, method), Table C's DeiT-T/S/B rows share
+one run; Table D's ViT family shows the demo ViT, its pyramids the demo PVT). The steps
 run in 2 worker processes (``--jobs``; 1 torch thread each on 2 cores) that call ``tools/train.py`` /
 ``tools/test.py`` ``main(argv)``, so the OpenMMLab stack is imported once per worker, not once per step; each
 run gets its own ``experiment_name`` (mmengine logger, message hub, visualizer). Printed commands show
@@ -63,6 +75,16 @@ def parse_args(argv=None):
                    help='mixed precision of the trainings (tools/train.py --amp); default: auto (the best the GPU '
                         'has) for GPU launchers, off with --demo or --launcher none')
     p.add_argument('--dry-run', action='store_true', help='print the plan and the commands, run nothing')
+    p.add_argument('--submit', action='store_true',
+                   help='Slurm: submit every step as an sbatch job (chained with --dependency=afterok) and return; '
+                        'run again (or --status) for the states and the tables')
+    p.add_argument('--status', action='store_true', help='Slurm: report the states of the submitted steps, write '
+                                                         'the tables; submit nothing')
+    p.add_argument('--gpus-per-node', type=int, default=8, help='--submit: GPUs of a node (default 8)')
+    p.add_argument('--cpus-per-task', type=int, default=5, help='--submit: CPUs per GPU task (default 5)')
+    p.add_argument('--sbatch-args', nargs='+', default=[], metavar='ARG',
+                   help='--submit: more sbatch options for every job, e.g. --sbatch-args=--time=72:00:00 '
+                        '--account=me')
     p.add_argument('--demo', action='store_true', help='the demo configs, models and data (a CPU, minutes)')
     p.add_argument('--work-root', default=None, help='default: work_dirs/tables (--demo: work_dirs/demo)')
     p.add_argument('--data-root', default='data/demo', help='demo data (--demo)')
@@ -81,8 +103,12 @@ def parse_args(argv=None):
     if 'ALL' in args.tables:
         args.tables = sorted(TABLES)
     args.tables = list(dict.fromkeys(args.tables))
+    if args.submit or args.status:
+        if args.demo or args.launcher not in (None, 'slurm'):
+            p.error('--submit/--status submit Slurm jobs: not with --demo or another --launcher')
+        args.launcher = 'slurm'
     args.launcher = args.launcher or ('none' if args.demo else 'pytorch')
-    if args.launcher == 'slurm' and not args.partition:
+    if args.launcher == 'slurm' and not args.partition and not (args.submit or args.status):
         p.error('--launcher slurm needs --partition')
     if args.gpus is not None and args.gpus < 1:
         p.error('--gpus must be ≥ 1')

@@ -350,6 +350,19 @@ def reproduce(args, out=print) -> int:
             + ', '.join(s.name for s in blocked))
     inproc = args.demo and args.launcher == 'none' and not args.subprocess
     os.chdir(ROOT)   # the configs' relative paths (and the printed commands) are relative to the repository
+    if getattr(args, 'submit', False) or getattr(args, 'status', False):   # Slurm jobs; the driver returns
+        from .slurm import SlurmError, submit_plan
+        try:
+            failed = submit_plan(steps, args.work_root, dry_run=args.dry_run, status=args.status,
+                                 partition=args.partition, gpus_per_node=args.gpus_per_node,
+                                 cpus_per_task=args.cpus_per_task, sbatch_args=tuple(args.sbatch_args), out=out)
+        except SlurmError as e:
+            out(f'error: {e}')
+            return 1
+        finish_tables(args.tables, args.work_root, '', write=not args.dry_run, out=out)
+        if failed:
+            out(f'\n{len(failed)} step(s) failed or cannot run: ' + ', '.join(s.name for s in failed))
+        return 1 if failed else 0
     failed = run_plan(steps, args.work_root, dry_run=args.dry_run, inproc=inproc, jobs=args.jobs,
                       threads=args.threads, keep_going=args.keep_going, out=out)
     note = demo_note(args.tables) if args.demo else ''
