@@ -205,3 +205,27 @@ def test_submit_without_slurm_says_so(tmp_path, monkeypatch):
     rc = rp.main(['B', '--methods', 'mixpro', '--submit', '--work-root', str(tmp_path / 'w')],
                  out=lambda s: lines.append(str(s)))
     assert rc == 1 and any('sbatch not found: the submit mode needs a Slurm cluster' in x for x in lines)
+
+
+def test_submit_table_d_reports_missing_configs_and_reads_top1(tmp_path, monkeypatch):
+    """Table D through Slurm: the pretrainings with a config are submitted, the others reported (exit status 1);
+    once a backbone file exists, the next call reads its top-1 into the table (no job for that)."""
+    from mixseg.checkpoint import save_backbone_file
+    from test_reproduce import rp
+    import torch
+    stub = _stub_slurm(tmp_path, monkeypatch)
+    root = tmp_path / 'w'
+    lines = []
+    rc = rp.main(['D', '--methods', 'mixpro', '--submit', '--work-root', str(root)], out=lambda s: lines.append(s))
+    text = '\n'.join(map(str, lines))
+    submitted = {p.stem for _, p in _sbatch_calls(stub).values()}
+    assert {'pretrain_deit-t_mixpro', 'pretrain_pvt-l_mixpro', 'pretrain_deit-b_mixpro'} <= submitted
+    assert rc == 1 and re.search(r'pretrain ca-swin-t mixpro +not run: missing config', text)
+    assert 'top-1 D: DeiT-T / MixPro / MixPro  waits for pretrain_deit-t_mixpro' in text
+    save_backbone_file(root / 'pretrain/deit-t_mixpro/backbone.safetensors', {'w': torch.zeros(1)}, arch='deit',
+                       img_size=224, patch_size=16, method='mixpro', top1=73.5)
+    lines.clear()
+    rp.main(['D', '--methods', 'mixpro', '--status', '--work-root', str(root)], out=lambda s: lines.append(s))
+    text = '\n'.join(map(str, lines))
+    assert 'top-1 D: DeiT-T / MixPro / MixPro  done' in text
+    assert '| DeiT-T | MixPro | MixPro | 73.8 / 73.5 / -0.3 |' in (root / 'tables.md').read_text()

@@ -122,3 +122,24 @@ def test_given_backbone_fills_its_row(tmp_path):
     gone = lib.make_plan(['D'], methods=['transmix'], work_root=tmp_path / 'v',
                          backbones={'deit-s_transmix': tmp_path / 'nope.safetensors'})
     assert next(s for s in gone if s.name == 'top1_deit-s_transmix').reason.startswith('missing backbone file')
+
+
+def test_a_step_without_config_does_not_stop_the_others(tmp_path):
+    """A pretraining that cannot run (no config) is reported and its row not run; the other rows still run
+    without --keep-going (only a step that ran and failed stops the run)."""
+    ran = []
+
+    def write(name):
+        def f():
+            ran.append(name)
+            (tmp_path / f'{name}.out').write_text('x')
+        return f
+    steps = [lib.Step('pretrain', 'nocfg', 'nocfg', [tmp_path / 'nocfg.out'], blocked='missing config: no x'),
+             lib.Step('top1', 'row1', 'row1', [tmp_path / 'row1.out'], deps=[0], func=write('row1')),
+             lib.Step('pretrain', 'ok', 'ok', [tmp_path / 'ok.out'], func=write('ok')),
+             lib.Step('top1', 'row2', 'row2', [tmp_path / 'row2.out'], deps=[2], func=write('row2'))]
+    steps[0].reason = steps[0].blocked
+    printed = []
+    failed = lib.run_plan(steps, tmp_path, dry_run=False, inproc=False, out=printed.append)
+    assert ran == ['ok', 'row2'] and sorted(s.name for s in failed) == ['nocfg', 'row1']
+    assert any('nocfg  not run: missing config' in p for p in printed)

@@ -161,6 +161,8 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
     failed: list[Step] = []
     finished: set = {i for i, s in enumerate(steps) if not s.needed}
     bad: set = set()
+    broke: set = set()   # steps that ran and failed: they stop the run (without --keep-going); steps that cannot
+    #                      run at all (no config, no backbone file) are reported and leave the rest running
     pending = list(todo)
     running: dict = {}
 
@@ -202,6 +204,7 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
                 f'ETA {fmt_time(eta())})')
             return
         bad.add(i)
+        broke.add(i)
         failed.append(s)
         out(f'{head}  FAILED after {fmt_time(dt)}: {err}; log: {rel(log_of(s))}')
         try:
@@ -265,7 +268,7 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
 
     try:
         while pending or running:
-            stop = bool(bad) and not keep_going
+            stop = bool(broke) and not keep_going
             while not stop and not broken and pending and len(running) < max(jobs, 1):
                 ready = None
                 for i in sorted(pending, key=lambda i: (_KIND_ORDER[steps[i].kind], -_GUESS.get(_group(steps[i]), 0),
@@ -285,7 +288,7 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
                     break
                 pending.remove(ready)
                 start(ready)
-                stop = bool(bad) and not keep_going
+                stop = bool(broke) and not keep_going
             if running:
                 collect_done(cf.wait(list(running), return_when=cf.FIRST_COMPLETED)[0])
             if broken:   # the other steps the pool held fail at once; then a fresh pool for what is left
