@@ -1,12 +1,14 @@
 """Reproducing the papers' tables: the planner and runner behind ``tools/reproduce.py`` and ``tools/demo.py``.
 
-* :mod:`.plan` — what each table row needs: its pretraining (one per (model, method), shared by every row and
+* :mod:`.plan` — what each table row needs (Table D: the pretraining and its top-1): its pretraining (one per (model, method), shared by every row and
   table that needs it), its transfer and its tests, on the papers' configs or mapped onto the demo models;
   which of them are done (outputs present, stamped with the current arguments), to resume or to start over.
 * :mod:`.steps` — a step: its command with a launcher (``none`` / ``pytorch`` / ``slurm``), its stamp
   (``<work dir>/<kind>.argv.json``), the final checkpoint of a schedule.
 * :mod:`.runner` — running the needed steps in dependency order (in this process, in worker processes that
   import the OpenMMLab stack once, or as subprocesses), a log per step, progress with an ETA; the tables.
+* :mod:`.slurm` — the submit mode: every step an sbatch job chained with ``--dependency=afterok``; a later
+  call reports the states (work dirs, squeue, sacct), resubmits what failed and writes the tables.
 
 The command line (``tools/reproduce.py``) only parses its arguments and calls :func:`reproduce`.
 """
