@@ -1,5 +1,5 @@
-"""tools/reproduce.py (mixseg.reproduce): the commands of a whole table on the real configs (dry run), the launchers and GPU
-counts, and the skip logic that lets a killed table run continue."""
+"""tools/reproduce.py (mixseg.reproduce): the commands of a whole table on the real configs (dry run), the
+launchers and GPU counts, and the skip logic that lets a killed table run continue."""
 import re
 import shlex
 import subprocess
@@ -153,7 +153,7 @@ def test_given_backbone_replaces_pretraining(tmp_path):
     assert tm == [str(given)] * 2
     # a missing given file is reported, and the row's training is not run
     steps = lib.make_plan(['A'], methods=['mixpro'], work_root=tmp_path / 'w',
-                         backbones={'mixpro': tmp_path / 'nope.safetensors'})
+                          backbones={'mixpro': tmp_path / 'nope.safetensors'})
     assert all(s.reason.startswith('missing backbone file') for s in steps if s.kind == 'train')
 
 
@@ -222,7 +222,7 @@ def test_final_checkpoint_name_follows_schedule():
     cfg = step_lib._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
     assert lib.final_checkpoint_name(cfg) == 'epoch_12.pth'
     cfg = step_lib._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
-                          ['train_cfg.max_iters=123'])
+                                ['train_cfg.max_iters=123'])
     assert lib.final_checkpoint_name(cfg) == 'iter_123.pth'
 
 
@@ -250,7 +250,7 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
 
     printed = []
     failed = lib.run_plan(steps(fail_b=True), tmp_path, dry_run=False, inproc=False, keep_going=True,
-                         out=printed.append)
+                          out=printed.append)
     assert calls == ['a', 'b', 'd'] and sorted(s.name for s in failed) == ['b', 'c']
     text = '\n'.join(printed)
     assert 'FAILED' in text and 'b broke' in text and 'not run' in text
@@ -275,7 +275,7 @@ def test_run_plan_subprocess_commands(tmp_path):
     bad = lib.Step('test', 'bad', 'bad', [tmp_path / 'bad.out'], command=['python', '-c', 'import sys; sys.exit(3)'])
     printed = []
     failed = lib.run_plan([good, bad], tmp_path, dry_run=False, inproc=False, jobs=2, keep_going=True,
-                         out=printed.append)
+                          out=printed.append)
     assert [s.name for s in failed] == ['bad'] and ok.is_file()
     assert 'hello from-env' in (tmp_path / 'logs/good.log').read_text()
     assert any('FAILED' in p and 'exit status 3' in p for p in printed)
@@ -339,7 +339,7 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         def step(name, script, deps=(), wait=None):
             out = root / f'{name}.out'
             return lib.Step('test', name, name, [out], deps=list(deps), script=script,
-                           argv=[str(out)] + ([str(wait)] if wait else []), command=['python', f'tools/{script}.py'])
+                            argv=[str(out)] + ([str(wait)] if wait else []), command=['python', f'tools/{script}.py'])
         # 'beside' runs beside 'dies' (it would take a minute: it is stopped with the pool)
         return [step('dies', 'die'), step('beside', 'write', wait=60), step('after', 'write', deps=[0]),
                 step('later', 'write')]
@@ -349,7 +349,7 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         printed = []
         t0 = time.perf_counter()
         failed = lib.run_plan(steps(root), root, dry_run=False, inproc=True, jobs=2, keep_going=keep_going,
-                             out=printed.append)
+                              out=printed.append)
         assert time.perf_counter() - t0 < 50
         text = '\n'.join(printed)
         assert 'Traceback' not in text and 'BrokenProcessPool' not in text
@@ -376,7 +376,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
 
     def plan(**sched):
         return lib.make_plan(['A'], methods=['transmix'], demo=True, launcher='none', work_root=root,
-                            data_root=data, demo_schedule=sched)
+                             data_root=data, demo_schedule=sched)
 
     ran = []
 

@@ -425,5 +425,3 @@ def _top1_fn(backbone: Path, dest: Path, table_row: dict):
         from mixseg.tables import write_top1_result
         write_top1_result(backbone, dest, table_row)
     return top1
-
-

@@ -323,8 +323,6 @@ def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, o
     return col, missing
 
 
-
-
 def amp_option(args) -> Optional[str]:
     """``make_plan``'s ``amp`` from ``--amp``: by default the best AMP the GPU has for real (not demo) runs on
     a GPU launcher, fp32 otherwise; ``--amp off`` / ``fp16`` / ``bf16`` choose."""

@@ -164,5 +164,3 @@ def _start_over(step: Step) -> None:
         aside.mkdir()
         for p in old:
             os.replace(p, aside / p.name)
-
-
