@@ -111,7 +111,7 @@ class MixClassifier(BaseModel):
         self.__dict__['probe'] = ClassAttentionProbe(self.model) if has_class_token(self.model) else None
         self.patch_size = int(self.probe.patch_size) if self.probe is not None else token_stride(self.model)
         if self.img_size[0] % self.patch_size or self.img_size[1] % self.patch_size:
-            raise ValueError(f'img_size {self.img_size} is not a whole number of the {self.patch_size}-px tokens of '
+            raise ValueError(f'img_size {self.img_size} is not divisible by the {self.patch_size}-px token stride of '
                              f'{arch}')
         self.mixer = self._build_mixer(mixer, label_smoothing)
         self.method = method or getattr(self.mixer, 'recipe', None) or getattr(self.mixer, 'method', 'none')
