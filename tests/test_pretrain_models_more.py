@@ -131,3 +131,33 @@ def test_backbone_file_carries_the_arch(tmp_path, spec, heads):
     m.eval()
     assert torch.allclose(rebuilt.eval()(x), m.model.forward_head(m.model.forward_features(x), pre_logits=True),
                           atol=1e-5)
+
+
+def test_swin_mixpro_config_maskmix_cells_of_56_px():
+    """The swin-t mixpro config's MaskMix: 4×4 cells of 56 px on 224 (MixPro's Swin MASK_PATCH_SIZE), area labels,
+    on a tiny Swin whose token grid is 7×7 of 32 px."""
+    from mmengine.config import Config
+    from pathlib import Path
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] /
+                              'configs/pretrain/swin-t_mixpro_8xb128-300e_in1k.py'))
+    mixer = dict(cfg.model.mixer.to_dict(), maskmix_prob=1.0)
+    m = make(SWIN224, mixer=mixer)
+    mm = m.mixer.mixers[0]
+    assert isinstance(mm, mix.MaskMix) and mm.mask_patch == 56 and not mm.pal and mm.patch_size == 32
+    torch.manual_seed(0)
+    x, y = batch(SWIN224, b=3)
+    try:
+        mixed = mm(x, y)
+    except ValueError as e:  # MaskMix of this branch: cells must be whole tokens (56 px is not 32-px tokens)
+        if 'whole number of tokens' in str(e):
+            pytest.skip(f'needs MaskMix cells on the pixel grid (PAPERS.md MixPro): {e}')
+        raise
+    assert mixed.token_mask.shape == (3, 7, 7) and mixed.needs == frozenset()
+    # every 56-px cell comes whole from one image; the pasted share is the label
+    from_partner = (mixed.images == x[mixed.partner]).all(1) & (x[mixed.partner] != x).any(1)
+    cells = from_partner.view(3, 4, 56, 4, 56).float().mean((2, 4))
+    assert torch.all((cells == 0) | (cells == 1))
+    assert torch.allclose(cells.flatten(1).mean(1), mixed.lam_area)
+    targets = mixed.targets()
+    assert torch.allclose(targets.sum(1), torch.ones(3))
+    step(m, SWIN224)
