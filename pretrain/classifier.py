@@ -1,4 +1,4 @@
-"""MixClassifier: a timm classifier with a class token, trained with a batch-mixing method (mmengine model).
+"""MixClassifier: a timm classifier trained with a batch-mixing method (mmengine model).
 
 Training step: ``mixer(images, labels)`` → forward of the mixed batch through the
 :class:`~mixseg.models.class_attention.ClassAttentionProbe` (class attention only when the batch's label needs
