@@ -13,9 +13,9 @@ which is exactly row 0 of the full attention matrix with the prefix (cls / dist 
 CaiT and XCiT have no class token in their self-attention (talking-heads / cross-covariance) blocks: the class
 token enters in the class-attention layers after them (timm ``Cait.blocks_token_only``, ``Xcit.cls_attn_blocks``,
 both built on ``timm.models.cait.ClassAttn``). There the query is the class token only (``q(x[:, 0])``, B×C) and
-the keys are over ``[cls, patches]`` (B×(1+h·w)×C); the layer's output is the class row alone (XCiT carries the patch
-tokens through unchanged), so the row computed here is the whole attention of that layer. The last class-attention
-layer is the one read, the patch grid is the patch embedding's (16 px for the ``*_p16`` / ``patch16`` models).
+the keys are over ``[cls, patches]`` (B×(1+h·w)×C); only the class row is attended (XCiT passes the normalised patch
+tokens on without attention), so the row computed here is the whole attention of that layer. The last
+class-attention layer is the one read; the grid is the patch embedding's (16 px for ``*_p16`` / ``patch16`` models).
 """
 from typing import Optional, Tuple
 
