@@ -1,7 +1,10 @@
 """MixClassifier on CaiT, XCiT (class-attention layers) and Swin (no class token): training steps, refusals, export."""
+from pathlib import Path
+
 import pytest
 import timm
 import torch
+from mmengine.config import Config
 
 from mixseg.checkpoint import load_backbone_file
 from pretrain import mix
@@ -136,8 +139,6 @@ def test_backbone_file_carries_the_arch(tmp_path, spec, heads):
 def test_swin_mixpro_config_maskmix_cells_of_56_px():
     """The swin-t mixpro config's MaskMix: 4×4 cells of 56 px on 224 (MixPro's Swin MASK_PATCH_SIZE), area labels,
     on a tiny Swin whose token grid is 7×7 of 32 px."""
-    from mmengine.config import Config
-    from pathlib import Path
     cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] /
                               'configs/pretrain/swin-t_mixpro_8xb128-300e_in1k.py'))
     mixer = dict(cfg.model.mixer.to_dict(), maskmix_prob=1.0)
