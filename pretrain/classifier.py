@@ -1,4 +1,4 @@
-"""MixClassifier: a timm classifier with a class token, trained with a batch-mixing method (mmengine model).
+"""MixClassifier: a timm classifier trained with a batch-mixing method (mmengine model).
 
 Training step: ``mixer(images, labels)`` → forward of the mixed batch through the
 :class:`~mixseg.models.class_attention.ClassAttentionProbe` (class attention only when the batch's label needs
@@ -15,7 +15,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
 
 import mixseg.models  # noqa: F401  (registers PVT v1 with timm)
-from mixseg.models.class_attention import ClassAttentionProbe
+from mixseg.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
 
 from . import mixers  # noqa: F401  (the mixers a config names)
 from .registry import MODELS
@@ -60,8 +60,13 @@ def _as_pair(x) -> tuple[int, int]:
 class MixClassifier(BaseModel):
     """Image classifier trained with a mixing method.
 
+    Models without a class token (timm Swin) train with the methods whose labels need no class attention:
+    Mixup/CutMix, MaskMix with area labels, TokenMix with teacher label maps; their token grid is the last stage's
+    (Swin: 32 px, 7×7 at 224). TransMix, PAL and TokenMix's own-attention source are refused when the model is built.
+
     Args:
-        arch: timm model name with a class token (``deit_small_patch16_224``, ``vit_*``, our ``pvt_small`` ...).
+        arch: timm model name (``deit_small_patch16_224``, ``vit_*``, ``cait_*``, ``xcit_*``, our ``pvt_small``,
+            ``swin_*`` ...).
         num_classes: classes of the head (and of the mixer's targets).
         img_size: training crop; passed to timm (position-embedding grid) and stored in the backbone file.
         drop_path_rate: stochastic depth (DeiT recipe: 0.1).
@@ -102,12 +107,15 @@ class MixClassifier(BaseModel):
         self.model = timm.create_model(arch, pretrained=False, num_classes=self.num_classes,
                                        drop_path_rate=drop_path_rate, img_size=img_size, **self.model_kwargs)
         # The probe hooks into self.model; kept out of the module tree so the state dict has each weight
-        # once, under 'model.' (what mixseg.checkpoint expects of stage-1 checkpoints).
-        self.__dict__['probe'] = ClassAttentionProbe(self.model)
-        self.patch_size = int(self.probe.patch_size)
-        self.probe.grid_size(self.img_size)  # ValueError when img_size is not a whole number of tokens
+        # once, under 'model.' (what mixseg.checkpoint expects of stage-1 checkpoints). None: no class token.
+        self.__dict__['probe'] = ClassAttentionProbe(self.model) if has_class_token(self.model) else None
+        self.patch_size = int(self.probe.patch_size) if self.probe is not None else token_stride(self.model)
+        if self.img_size[0] % self.patch_size or self.img_size[1] % self.patch_size:
+            raise ValueError(f'img_size {self.img_size} is not divisible by the {self.patch_size}-px token stride of '
+                             f'{arch}')
         self.mixer = self._build_mixer(mixer, label_smoothing)
         self.method = method or getattr(self.mixer, 'recipe', None) or getattr(self.mixer, 'method', 'none')
+        self._check_mixer_fits_model()
         self.loss_fn = MODELS.build(loss or dict(type='SoftTargetCrossEntropy'))
 
     def _build_mixer(self, mixer, label_smoothing):
@@ -126,6 +134,34 @@ class MixClassifier(BaseModel):
         if hasattr(mixer, 'patch_size'):
             mixer.patch_size = self.patch_size  # a MixSwitch passes it on to its members
         return mixer
+
+    _NEEDS_CLS = {
+        'TransMix': 'TransMix weighs the CutMix box by the last block\'s class-token attention (use the baseline '
+                    'Mixup/CutMix)',
+        'MaskMix': 'MixPro\'s Progressive Attention Labeling (pal=True) weighs the MaskMix cells by the last block\'s '
+                   'class-token attention (use pal=False: the area labels of MixPro\'s released Swin configs)',
+        'TokenMix': "TokenMix with source='attention' takes the activation maps from the class-token attention on "
+                    "the clean images (use source='teacher' with a CAMTeacher or label maps, or source='area')",
+    }
+
+    def _check_mixer_fits_model(self):
+        """Refuse, at build time, a method whose labels need the class attention of a model without a class token."""
+        if self.probe is not None:
+            return
+
+        def leaves(m):  # the members of (nested) MixSwitches
+            if hasattr(m, 'mixers'):
+                for x in m.mixers:
+                    yield from leaves(x)
+            else:
+                yield m
+
+        bad = [m for m in leaves(self.mixer) if m.needs & {'attn', 'clean_attn'}]
+        if bad:
+            why = '; '.join(dict.fromkeys(self._NEEDS_CLS.get(type(m).__name__, f'{type(m).__name__} needs class '
+                                                                                 f'attention') for m in bad))
+            raise ValueError(f'{self.arch} ({type(self.model).__name__}) has no class token, so the mixing method '
+                             f'{self.method!r} cannot label its batches: {why}')
 
     # ------------------------------------------------------------------ mmengine entry points
     def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = 'tensor'):

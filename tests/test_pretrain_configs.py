@@ -41,7 +41,7 @@ def build_mixer(cfg):
 
 
 def test_the_config_grid_is_complete():
-    present = sorted(p.name for p in (ROOT / 'configs/pretrain').glob('*.py'))
+    present = sorted(p.name for p in (ROOT / 'configs/pretrain').glob('*.py') if p.name.split('_')[0] in MODELS_)
     assert present == sorted(p.name for p in CONFIGS)
 
 

@@ -183,8 +183,8 @@ def test_errors_are_explicit():
         pre(dict(inputs=torch.zeros(2, 3, 8, 8), data_samples=torch.tensor([3, 10])))
     out = pre(dict(inputs=[torch.zeros(3, 8, 8)] * 2, data_samples=[1, 2]))  # pseudo_collate form
     assert out['inputs'].shape == (2, 3, 8, 8) and out['data_samples'].tolist() == [1, 2]
-    with pytest.raises(ValueError, match='class token'):
-        MixClassifier('vit_tiny_patch16_224', img_size=32, num_classes=10,
+    with pytest.raises(ValueError, match='no class token.*TransMix'):  # without one, attention labels are refused
+        MixClassifier('vit_tiny_patch16_224', img_size=32, num_classes=10, mixer=dict(type='transmix_recipe'),
                       model_kwargs=dict(patch_size=8, embed_dim=48, depth=1, num_heads=3, class_token=False,
                                         global_pool='avg'))
 

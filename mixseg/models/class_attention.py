@@ -2,27 +2,65 @@
 
 TransMix and MixPro label a mixed image by the class attention of the last block. Reading the attention matrix
 would force the unfused attention path (B×heads×N×N in memory). The probe instead hooks the last block's query/key
-projections (timm ViT: ``attn.qkv``; PVT v1: ``attn.q`` and ``attn.kv``), keeps the model's fused
-``scaled_dot_product_attention`` untouched, and computes only the class-token row:
+projections (timm ViT: ``attn.qkv``; PVT v1: ``attn.q`` and ``attn.kv``; CaiT / XCiT: ``attn.q`` and ``attn.k`` of
+the last class-attention layer), keeps the model's fused ``scaled_dot_product_attention`` untouched, and computes
+only the class-token row:
 
     A = mean_heads softmax(q_cls · kᵀ · scale)[:, num_prefix_tokens:]        (O(N·d) per head)
 
 which is exactly row 0 of the full attention matrix with the prefix (cls / dist / register) columns dropped.
+
+CaiT and XCiT have no class token in their self-attention (talking-heads / cross-covariance) blocks: the class
+token enters in the class-attention layers after them (timm ``Cait.blocks_token_only``, ``Xcit.cls_attn_blocks``,
+both built on ``timm.models.cait.ClassAttn``). There the query is the class token only (``q(x[:, 0])``, B×C) and
+the keys are over ``[cls, patches]`` (B×(1+h·w)×C); only the class row is attended (XCiT passes the normalised patch
+tokens on without attention), so the row computed here is the whole attention of that layer. The last
+class-attention layer is the one read; the grid is the patch embedding's (16 px for ``*_p16`` / ``patch16`` models).
 """
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-__all__ = ['ClassAttentionProbe']
+__all__ = ['ClassAttentionProbe', 'has_class_token', 'token_stride']
+
+
+def has_class_token(model: nn.Module) -> bool:
+    """Whether ``model`` has a class token the probe can read (timm ViT/DeiT, CaiT, XCiT, mixseg PVT v1)."""
+    return isinstance(getattr(model, 'cls_token', None), torch.Tensor)
+
+
+def _pair(x) -> Tuple[int, int]:
+    return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+def token_stride(model: nn.Module) -> int:
+    """The token grid of a model's last stage, in pixels: the grid the mixers' labels and the attention live on.
+
+    Models with a class token: the probe's patch size (ViT/CaiT/XCiT 16, PVT v1 32). Hierarchical models without one
+    (timm Swin: 4-px patches merged three times) the reduction of their last feature map (Swin: 32, a 7×7 grid at 224).
+    """
+    if has_class_token(model):
+        return ClassAttentionProbe(model, enabled=False).patch_size
+    info = getattr(model, 'feature_info', None)
+    if info:
+        reduction = info[-1]['reduction'] if isinstance(info, (list, tuple)) else info.reduction()[-1]
+        return int(reduction)
+    patch = getattr(getattr(model, 'patch_embed', None), 'patch_size', None)
+    if patch is None:
+        raise ValueError(f'cannot tell the token stride of {type(model).__name__}: no feature_info, no patch_embed')
+    ph, pw = _pair(patch)
+    if ph != pw:
+        raise ValueError(f'{type(model).__name__}: non-square patches {patch}')
+    return ph
 
 
 class ClassAttentionProbe:
     """``logits, attn = probe(images)``; attn is B×(h·w), head-averaged, float32, detached.
 
     Supports timm ``VisionTransformer`` with a class token (``VisionTransformerDistilled`` too; its output is the
-    model's own: averaged logits, or the (cls, dist) tuple when ``distilled_training`` is set in train mode) and
-    mixseg's PVT v1 (class token in stage 4, stride 32).
+    model's own: averaged logits, or the (cls, dist) tuple when ``distilled_training`` is set in train mode),
+    timm ``Cait`` and ``Xcit`` (the last class-attention layer) and mixseg's PVT v1 (class token in stage 4, stride 32).
 
     Not an nn.Module on purpose: a classifier that holds both the model and its probe saves the model's weights once.
 
@@ -38,7 +76,23 @@ class ClassAttentionProbe:
             raise ValueError(
                 f'ClassAttentionProbe needs a model with a class token, {type(model).__name__} has none '
                 f'(timm ViT with class_token=False or global-pool-only models cannot be probed)')
-        if hasattr(model, 'blocks') and hasattr(model, 'patch_embed'):
+        ca_layers = getattr(model, 'blocks_token_only', None)  # timm Cait
+        if ca_layers is None:
+            ca_layers = getattr(model, 'cls_attn_blocks', None)  # timm Xcit
+        num_prefix = getattr(model, 'num_prefix_tokens', 1)
+        if ca_layers is not None:
+            if len(ca_layers) == 0:
+                raise ValueError(f'ClassAttentionProbe: {type(model).__name__} has no class-attention layer '
+                                 f'(pruned head?)')
+            attn = ca_layers[-1].attn
+            if not all(isinstance(getattr(attn, n, None), nn.Linear) for n in ('q', 'k')):
+                raise ValueError(f'ClassAttentionProbe: class-attention layer {type(attn).__name__} has no q / k '
+                                 f'projections (timm ClassAttn expected)')
+            self._proj = (attn.q, attn.k)
+            patch = _pair(model.patch_embed.patch_size)
+            self.attn_dim = attn.q.out_features
+            num_prefix = 1  # keys over [cls, patches]
+        elif hasattr(model, 'blocks') and hasattr(model, 'patch_embed'):
             attn = model.blocks[-1].attn
             if not isinstance(getattr(attn, 'qkv', None), nn.Module):
                 raise ValueError(
@@ -55,12 +109,13 @@ class ClassAttentionProbe:
             self.attn_dim = attn.num_heads * attn.head_dim
         else:
             raise ValueError(
-                f'ClassAttentionProbe supports timm VisionTransformer and mixseg PVT v1, got {type(model).__name__}')
+                f'ClassAttentionProbe supports timm VisionTransformer, Cait, Xcit and mixseg PVT v1, got '
+                f'{type(model).__name__}')
         if patch[0] != patch[1]:
             raise ValueError(f'ClassAttentionProbe expects square patches, got {patch}')
         self.attn_module = attn
         self.patch_size = patch[0]
-        self.num_prefix_tokens = model.num_prefix_tokens
+        self.num_prefix_tokens = num_prefix
         self.num_heads = attn.num_heads
         self._handles = []
         self._q_cls = None
@@ -131,14 +186,14 @@ class ClassAttentionProbe:
         self._attn = self._class_attention(out[:, 0, :D], out[..., D:2 * D])
 
     def _q_hook(self, module, args, out):
-        if self._capture:
-            self._q_cls = out[:, 0]
+        if self._capture:  # PVT: q of all tokens (B×N×D); CaiT / XCiT ClassAttn: q of the class token only (B×D)
+            self._q_cls = out if out.ndim == 2 else out[:, 0]
 
     def _kv_hook(self, module, args, out):
         if not self._capture:
             return
         if self._q_cls is None:
-            raise RuntimeError('ClassAttentionProbe: PVT kv projection ran before q')
+            raise RuntimeError('ClassAttentionProbe: the key projection ran before the query projection')
         self._attn = self._class_attention(self._q_cls, out[..., :self.attn_dim])
 
     @torch.no_grad()
