@@ -134,7 +134,8 @@ def test_seg_label_of_other_size_than_image_names_both(seg_data, tmp_path, datas
     label, image = _label_and_image(ds)
     w, h = Image.open(image).size
     Image.open(label).resize((w // 2, h), Image.NEAREST).save(label)
-    with pytest.raises(ValueError, match=rf'{label} \({w // 2}×{h}\) and its image {image} \({w}×{h}\) differ in size'):
+    with pytest.raises(ValueError,
+                       match=rf'{label} \({w // 2}×{h}\) and its image {image} \({w}×{h}\) differ in size'):
         ds.prepare_data(0)
 
 

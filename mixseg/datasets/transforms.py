@@ -108,10 +108,10 @@ class CheckSegLabels(BaseTransform):
         seg = results['gt_seg_map']
         where = results.get('seg_map_path', 'segmentation map')
         if seg.ndim != 2:
+            what = f'{seg.shape[2]} channels' if seg.ndim == 3 else f'shape {seg.shape}'
             raise ValueError(
-                f'{where}: label image has '
-                f'{f"{seg.shape[2]} channels" if seg.ndim == 3 else f"shape {seg.shape}"}; it must be single-channel: a palette (P) or greyscale (L) PNG whose '
-                f'pixel values are class indices, not an RGB/RGBA rendering of the colours')
+                f'{where}: label image has {what}; it must be single-channel: a palette (P) or greyscale (L) '
+                f'PNG whose pixel values are class indices, not an RGB/RGBA rendering of the colours')
         img_shape = results.get('ori_shape')
         if img_shape is not None and tuple(seg.shape) != tuple(img_shape[:2]):
             raise ValueError(
