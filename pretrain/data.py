@@ -15,6 +15,7 @@ import os.path as osp
 import warnings
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
 from PIL import Image, UnidentifiedImageError
@@ -49,6 +50,23 @@ class UnreadableImageError(RuntimeError):
     """An image file of the dataset that cannot be decoded; the message names the file."""
 
 
+def to_rgb(img: Image.Image, path: str) -> Image.Image:
+    """8-bit RGB of a decoded image; 16-bit grey (``I;16*``, or ``I`` from a PNG) is scaled by 1/256.
+
+    Pillow's ``convert('RGB')`` clips 16-bit values at 255, so a 16-bit grey PNG would come out nearly
+    all white (16-bit RGB(A) PNGs Pillow already reduces to 8 bits itself). 32-bit integer or float
+    images have no agreed 8-bit range: refused, naming the file.
+    """
+    if img.mode.startswith('I;16') or (img.mode == 'I' and img.format == 'PNG'):
+        arr = np.asarray(img).astype(np.uint32) >> 8
+        return Image.fromarray(arr.astype(np.uint8), 'L').convert('RGB')
+    if img.mode in ('I', 'F'):
+        raise UnreadableImageError(
+            f'{path}: {"32-bit integer" if img.mode == "I" else "floating-point"} image (Pillow mode '
+            f'{img.mode}) has no defined 8-bit range; convert it to 8-bit RGB')
+    return img.convert('RGB')
+
+
 @TRANSFORMS.register_module()
 class TimmTransform:
     """timm's ``create_transform(**kwargs)`` as a pipeline step: ``results['img']`` (PIL RGB) → CHW tensor.
@@ -79,6 +97,68 @@ def find_classes(folder: str) -> list[str]:
     return classes
 
 
+def _listed(names: Sequence[str], n: int = 10) -> str:
+    return ', '.join(map(repr, names[:n])) + (f' and {len(names) - n} more' if len(names) > n else '')
+
+
+def check_split_classes(folder: str, found: Sequence[str], reference: str) -> None:
+    """Refuse a split whose class folders are not those of the ``reference`` split (e.g. val vs train).
+
+    Labels are positions in the sorted folder list, so two splits with different folder names (even the
+    same number of them) would give one class different labels in training and evaluation.
+    """
+    ref = find_classes(reference)
+    if list(found) == list(ref):
+        return
+    only_here = sorted(set(found) - set(ref))
+    only_ref = sorted(set(ref) - set(found))
+    raise ValueError(
+        f'{folder}: its class folders differ from those of {reference} ({len(found)} vs {len(ref)} folders); '
+        f'only in {folder}: [{_listed(only_here)}]; only in {reference}: [{_listed(only_ref)}]. Labels are '
+        f'positions in the sorted folder list, so they would not agree between the splits. Give both splits '
+        f'the same class folders, or the same explicit classes=[...] (label order) to both datasets.')
+
+
+def scan_class_folders(folder: str, classes: Sequence[str]) -> list[dict]:
+    """``dict(img_path, gt_label)`` for the images directly inside ``<folder>/<class>/``, label = position
+    in ``classes``.
+
+    An empty class folder is an error naming it (it would count as a class without samples, so
+    ``num_classes`` would be one too many); sub-folders inside class folders are not read (as DeiT's
+    ``ImageFolder`` layout has none), with one warning that counts them and the images below them.
+    """
+    data_list, empty, nested, nested_images = [], [], [], 0
+    for label, name in enumerate(classes):
+        class_dir = osp.join(folder, name)
+        files, subdirs = [], []
+        for e in os.scandir(class_dir):
+            if e.is_dir():
+                subdirs.append(e.path)
+            elif e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS):
+                files.append(e.name)
+        if not files:
+            empty.append((class_dir, len(subdirs)))
+        nested.extend(subdirs)
+        data_list.extend(dict(img_path=osp.join(class_dir, f), gt_label=label) for f in sorted(files))
+    if nested:
+        nested_images = sum(f.lower().endswith(IMG_EXTENSIONS) for d in nested for _, _, fs in os.walk(d)
+                            for f in fs)
+    if empty:
+        names = [f'{d}' + (f' (holds {k} sub-folder{"s" * (k > 1)}, which are not read)' if k else '')
+                 for d, k in empty]
+        raise FileNotFoundError(
+            f'{folder}: {len(empty)} class folder{"s" * (len(empty) > 1)} without images '
+            f'({"/".join(IMG_EXTENSIONS)}) directly inside: {_listed(names)}. Each folder is a class, so '
+            f'num_classes would be {len(classes)} with {len(empty)} class(es) that have no samples. Remove '
+            f'the empty folder(s), move their images up into them, or give classes=[...] without them.')
+    if nested:
+        warnings.warn(
+            f'{folder}: {len(nested)} sub-folder{"s" * (len(nested) > 1)} inside class folders (e.g. '
+            f'{nested[0]}) holding {nested_images} image(s) are ignored: only images directly inside '
+            f'<split>/<class>/ are read', stacklevel=3)
+    return data_list
+
+
 @DATASETS.register_module()
 class ImageNetFolder(BaseDataset):
     """ImageNet folder tree ``<data_root>/<split>/<class>/*.JPEG`` with a pipeline of timm transforms.
@@ -94,14 +174,20 @@ class ImageNetFolder(BaseDataset):
             file. ``'skip'``: warn once per file and return the next readable sample (index + 1, + 2, ...),
             so the substitute is deterministic.
         max_skip: how many consecutive unreadable files ``'skip'`` tolerates before giving up.
+        reference_split: without ``classes``, another split of ``data_root`` whose class folders this
+            split must have too (when that folder exists), so that labels agree between splits.
+
+    The folder scan refuses an empty class folder and warns about sub-folders inside class folders
+    (:func:`scan_class_folders`); 16-bit images are scaled to 8 bits (:func:`to_rgb`).
     """
 
     def __init__(self, data_root: str, split: str = 'train', pipeline: Sequence[Union[dict, Callable]] = (),
                  classes: Optional[Sequence[str]] = None, on_error: str = 'raise', max_skip: int = 100,
-                 **kwargs):
+                 reference_split: Optional[str] = 'train', **kwargs):
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.split = split
+        self.reference_split = reference_split
         self.on_error = on_error
         self.max_skip = max_skip
         self._warned: set[str] = set()
@@ -116,18 +202,18 @@ class ImageNetFolder(BaseDataset):
     def load_data_list(self) -> list[dict]:
         folder = self.data_prefix['img_path']
         found = find_classes(folder)
-        classes = list(self._metainfo.get('classes') or found)
+        given = self._metainfo.get('classes')
+        if given is None and self.reference_split not in (None, self.split):
+            reference = osp.join(self.data_root, self.reference_split)
+            if osp.isdir(reference):
+                check_split_classes(folder, found, reference)
+        classes = list(given or found)
         lost = [c for c in classes if c not in found]
         if lost:
             raise FileNotFoundError(f'{folder}: no folder for classes {lost[:10]}'
                                     f'{" ..." if len(lost) > 10 else ""}')
         self._metainfo['classes'] = tuple(classes)
-        data_list = []
-        for label, name in enumerate(classes):
-            class_dir = osp.join(folder, name)
-            files = sorted(e.name for e in os.scandir(class_dir)
-                           if e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS))
-            data_list.extend(dict(img_path=osp.join(class_dir, f), gt_label=label) for f in files)
+        data_list = scan_class_folders(folder, classes)
         if not data_list:
             raise FileNotFoundError(f'{folder}: no images with extensions {IMG_EXTENSIONS}')
         return data_list
@@ -140,8 +226,7 @@ class ImageNetFolder(BaseDataset):
     def load_image(path: str) -> Image.Image:
         try:
             with open(path, 'rb') as f:
-                img = Image.open(f)
-                return img.convert('RGB')  # forces decoding: truncated files fail here
+                return to_rgb(Image.open(f), path)  # forces decoding: truncated files fail here
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             raise UnreadableImageError(f'{path}: cannot read image ({type(e).__name__}: {e})') from e
 

@@ -78,7 +78,7 @@ def test_config_follows_the_official_pvt_recipe(path):
         'CheckedLoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
     assert cfg.train_dataloader.dataset.pipeline[1]['with_mask']
     for ev in (cfg.val_evaluator, cfg.test_evaluator):
-        assert ev.type == 'CocoMetric' and ev.metric == ['bbox', 'segm']
+        assert ev.type == 'CheckedCocoMetric' and ev.metric == ['bbox', 'segm']
         assert ev.ann_file == 'data/coco/annotations/instances_val2017.json'
     # table B rows (PVT-S only)
     if size == 's':

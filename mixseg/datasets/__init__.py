@@ -2,14 +2,18 @@
 ``custom_imports=dict(imports=['mixseg.datasets'])``).
 
 * ``CheckedLoadImageFromFile`` (mmcv TRANSFORMS): mmcv's loader, refusing truncated/corrupt files by name.
-* ``CheckSegLabels`` (mmcv TRANSFORMS): annotation values outside the dataset's classes, by file.
+  Decodes by content: a PNG named ``.jpg`` is read as the PNG it is.
+* ``CheckSegLabels`` (mmcv TRANSFORMS): label maps that are not single-channel, not the size of their
+  image, or hold values outside the dataset's classes, by file.
 * ``CheckedCocoDataset`` (mmdet DATASETS, imported only where mmdet is): broken polygons, boxes outside
-  the image, unreadable JSON — by annotation id, image and file.
+  the image, degenerate boxes, unknown category ids, classes not in the file, unreadable JSON — by
+  annotation id, image and file. ``CheckedCocoMetric`` (mmdet METRICS): ``CocoMetric`` with annotation
+  ids renumbered from 1 where a file starts them at 0 (pycocotools reads 0 as "unmatched").
 """
 from .transforms import CheckedLoadImageFromFile, CheckSegLabels  # noqa: F401
 
 try:
-    from .coco import CheckedCocoDataset  # noqa: F401
+    from .coco import CheckedCocoDataset, CheckedCocoMetric  # noqa: F401
 except ModuleNotFoundError as e:  # mmdet not installed: segmentation-only environments
     if not (e.name or '').split('.')[0] == 'mmdet':
         raise

@@ -7,30 +7,52 @@ import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmcv.transforms.builder import TRANSFORMS
 
+_JPEG_SOI = b'\xff\xd8\xff'
 _JPEG_EOI = b'\xff\xd9'
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _PNG_IEND = b'IEND\xaeB`\x82'
 
 
-def check_image_file(path: str) -> None:
-    """Raise ``ValueError`` for an empty or truncated JPEG/PNG file.
+def sniff_image_format(head: bytes):
+    """``'JPEG'``, ``'PNG'`` or ``None`` from a file's first bytes (its magic number), whatever its name."""
+    if head.startswith(_JPEG_SOI):
+        return 'JPEG'
+    if head.startswith(_PNG_SIGNATURE):
+        return 'PNG'
+    return None
 
-    OpenCV decodes a truncated JPEG without an error (the missing part comes out grey), so the end marker
-    is checked: a JPEG ends with EOI (possibly followed by padding), a PNG with its IEND chunk. Only the
-    last 4 KiB are read.
+
+def check_image_file(path: str):
+    """Raise ``ValueError`` for an empty or truncated JPEG/PNG file; return the format found (or ``None``).
+
+    The format comes from the file's content, not its extension: a PNG named ``.jpg`` is checked (and
+    decoded, by OpenCV) as the PNG it is. OpenCV decodes a truncated JPEG without an error (the missing
+    part comes out grey), so the end marker is checked: a JPEG ends with EOI (possibly followed by
+    padding), a PNG with its IEND chunk. Only the first 8 bytes and the last 4 KiB are read.
     """
     size = os.path.getsize(path)
     if size == 0:
         raise ValueError(f'{path}: empty image file')
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in ('.jpg', '.jpeg', '.png'):
-        return
     with open(path, 'rb') as f:
+        head = f.read(8)
         f.seek(max(0, size - 4096))
         tail = f.read()
-    if ext == '.png' and _PNG_IEND not in tail:
-        raise ValueError(f'{path}: truncated or corrupt PNG (no IEND chunk)')
-    if ext in ('.jpg', '.jpeg') and _JPEG_EOI not in tail:
-        raise ValueError(f'{path}: truncated or corrupt JPEG (no end-of-image marker)')
+    fmt = sniff_image_format(head)
+    ext = os.path.splitext(path)[1].lower()
+    named = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG'}.get(ext)
+    note = f'; the file is named {ext} but holds {fmt} data' if fmt and named and fmt != named else ''
+    if fmt == 'PNG' and _PNG_IEND not in tail:
+        raise ValueError(f'{path}: truncated or corrupt PNG (no IEND chunk{note})')
+    if fmt == 'JPEG' and _JPEG_EOI not in tail:
+        raise ValueError(f'{path}: truncated or corrupt JPEG (no end-of-image marker{note})')
+    return fmt
+
+
+def _describe_content(path: str) -> str:
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    fmt = sniff_image_format(head)
+    return f'{fmt} data' if fmt else f'neither JPEG nor PNG data: starts with {head!r}'
 
 
 @TRANSFORMS.register_module()
@@ -55,7 +77,8 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
             try:
                 return super().transform(results)
             except AssertionError as e:  # mmcv: 'failed to load image: <path>'
-                raise ValueError(f'{path}: not a decodable image ({e})') from e
+                what = _describe_content(path) if '://' not in str(path) else e
+                raise ValueError(f'{path}: not a decodable image ({what})') from e
         except (ValueError, OSError) as e:
             if self.on_error == 'raise':
                 raise
@@ -66,11 +89,16 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class CheckSegLabels(BaseTransform):
-    """Refuse a segmentation map with values outside ``[0, num_classes)`` ∪ ``{ignore_index}``.
+    """Refuse a segmentation map that is not single-channel, not the size of its image, or holds values
+    outside ``[0, num_classes)`` ∪ ``{ignore_index}``.
 
-    Place after ``LoadAnnotations``. Without it, such a value reaches the loss as an out-of-range target
-    (an IndexError without a file name on CPU, a device-side assert on GPU) or silently skews the metric.
-    The message gives the raw values in the PNG (before ``reduce_zero_label``).
+    Place after ``LoadAnnotations`` (in the test pipeline it may come after ``Resize``: the image size
+    compared is ``ori_shape``, the size the image file had). Without it an RGB label image reaches the loss
+    with a colour axis, a label of another size than its image is cropped at the same coordinates as the
+    image (misaligned supervision, silently) or fails in the metric without a file name, and an out-of-range
+    value reaches the loss as an out-of-range target (an IndexError without a file name on CPU, a
+    device-side assert on GPU) or silently skews the metric. The messages give the raw values in the PNG
+    (before ``reduce_zero_label``).
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
@@ -78,12 +106,24 @@ class CheckSegLabels(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         seg = results['gt_seg_map']
+        where = results.get('seg_map_path', 'segmentation map')
+        if seg.ndim != 2:
+            what = f'{seg.shape[2]} channels' if seg.ndim == 3 else f'shape {seg.shape}'
+            raise ValueError(
+                f'{where}: label image has {what}; it must be single-channel: a palette (P) or greyscale (L) '
+                f'PNG whose pixel values are class indices, not an RGB/RGBA rendering of the colours')
+        img_shape = results.get('ori_shape')
+        if img_shape is not None and tuple(seg.shape) != tuple(img_shape[:2]):
+            raise ValueError(
+                f'{where} ({seg.shape[1]}×{seg.shape[0]}) and its image {results.get("img_path")} '
+                f'({img_shape[1]}×{img_shape[0]}) differ in size (width×height); labels must be pixel-aligned '
+                f'with the image')
         bad = np.unique(seg[(seg >= self.num_classes) & (seg != self.ignore_index)])
         if bad.size:
             reduced = bool(results.get('reduce_zero_label'))
             raw = (bad + 1) if reduced else bad
             raise ValueError(
-                f'{results.get("seg_map_path", "segmentation map")}: label values {raw[:8].tolist()} '
+                f'{where}: label values {raw[:8].tolist()} '
                 f'are outside the dataset\'s {self.num_classes} classes '
                 f'(valid raw values: {"1..%d, 0 = ignore" % self.num_classes if reduced else "0..%d" % (self.num_classes - 1)}'
                 f', {self.ignore_index} = ignore)')

@@ -1,6 +1,7 @@
 # The generated demo COCO (tools/make_demo_data.py --out data/demo): same layout, loader and metric as
 # coco_instance.py; the categories are the generated shapes (mixseg.demo_data.COCO_CLASSES, ids 1..10),
-# images are ~320x256 and used at that scale; no worker processes.
+# images are ~320x256 and used at that scale; no worker processes. Degenerate boxes are refused (the generated
+# data has none; data of one's own given with --data-root is checked strictly).
 # Point it elsewhere with tools/train.py / tools/test.py --data-root DIR/
 _base_ = './coco_instance.py'
 data_root = 'data/demo/coco/'
@@ -25,12 +26,12 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo, filter_cfg=dict(filter_empty_gt=True, min_size=8),
-                 pipeline=train_pipeline))
+                 degenerate_boxes='raise', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+    dataset=dict(data_root=data_root, metainfo=metainfo, degenerate_boxes='raise', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
