@@ -87,7 +87,8 @@ warmup_epochs = 20     # MP/cfg TRAIN.WARMUP_EPOCHS
 epochs = 300           # MP/cfg TRAIN.EPOCHS (no cooldown: Swin's scheduler)
 # Gradient clipping: MP/cfg TRAIN.CLIP_GRAD 5.0 — intended; but under AMP (the default, --amp-opt-level O1) MP/main
 # calls clip_grad_norm_ *after* scaler.step(optimizer), so the released code never clips (its fp32 path, O0, clips
-# before the step). We follow the intended 5.0; `clip_grad_max_norm = None` in a leaf is the run as released.
+# before the step). We follow the intended 5.0; `optim_wrapper = dict(clip_grad=None)` in a leaf is the run as
+# released.
 clip_grad_max_norm = 5.0
 optim_wrapper = dict(
     # MP/main: torch.cuda.amp autocast + GradScaler (fp16) by default: add tools/train.py --amp for that
