@@ -282,10 +282,15 @@ def test_mixpro_deit_is_14px():
     x = torch.randn(1, 3, 224, 224)
     gmacs = {}
     for name, m in (('p14', p14), ('p16', p16)):
+        for blk in m.blocks:  # explicit q·kᵀ and attn·v matmuls, so that the counter sees them
+            blk.attn.fused_attn = False
         with FlopCounterMode(display=False) as fc, torch.no_grad():
             m(x)
         gmacs[name] = fc.get_total_flops() / 2e9  # multiply-accumulates, the papers' "FLOPs"
-    assert round(gmacs['p16'], 1) == 1.3 and 1.55 < gmacs['p14'] < 1.75, gmacs
+    # DeiT-T/16: 1.25 G (the DeiT paper's 1.3); DeiT-T/14: 1.70 G. MixPro's table says 1.6 G for DeiT-T: out of
+    # reach of the 16-px model, next to the 14-px one.
+    assert round(gmacs['p16'], 1) == 1.3 and round(gmacs['p14'], 1) == 1.7, gmacs
+    assert abs(gmacs['p14'] - 1.6) < abs(gmacs['p16'] - 1.6)
     for size, dim, heads in (('small', 384, 6), ('base', 768, 12)):
         m = timm.create_model(f'deit_{size}_patch14_224', num_classes=10, pretrained=False)
         assert m.embed_dim == dim and m.blocks[0].attn.num_heads == heads and m.patch_embed.grid_size == (16, 16)
@@ -355,7 +360,7 @@ def test_auto_scale_lr_scales_the_project_optim_wrapper(flag, tmp_path):
     assert len(wrapper.optimizer.param_groups) > 1  # the no-decay groups
     runner.scale_lr(wrapper, runner.auto_scale_lr)
     want = 1e-3 * (64 / 256 if flag else 1)
-    assert {g['lr'] for g in wrapper.optimizer.param_groups} == {pytest.approx(want)}
+    assert all(g['lr'] == pytest.approx(want, rel=1e-12) for g in wrapper.optimizer.param_groups)
     sched = TimmCosineLR(wrapper, t_initial=300, warmup_t=5, warmup_lr_init=1e-6, lr_min=1e-5)
     assert sched.base_values[0] == pytest.approx(want)
 
@@ -368,11 +373,13 @@ def test_auto_scale_lr_without_base_batch_is_an_error(tmp_path):
         enable_auto_scale_lr(cfg, 'x.py')
 
 
-def test_every_training_config_names_the_batch_of_its_lr():
-    for folder in ('pretrain', 'segmenter', 'mask_rcnn'):
-        for path in sorted((ROOT / 'configs' / folder).glob('*.py')):
-            cfg = Config.fromfile(str(path))
-            assert cfg.auto_scale_lr.enable is False and cfg.auto_scale_lr.base_batch_size > 0, path.name
+@pytest.mark.parametrize('folder', ['pretrain', 'segmenter', 'mask_rcnn'])
+def test_every_training_config_names_the_batch_of_its_lr(folder):
+    if folder != 'pretrain':
+        pytest.importorskip({'segmenter': 'mmseg', 'mask_rcnn': 'mmdet'}[folder])
+    for path in sorted((ROOT / 'configs' / folder).glob('*.py')):
+        cfg = Config.fromfile(str(path))
+        assert cfg.auto_scale_lr.enable is False and cfg.auto_scale_lr.base_batch_size > 0, path.name
 
 
 # ------------------------------------------------------------------------------------------ stage 2

@@ -4,7 +4,7 @@
 # constant, also at this batch), warmup 20, 300 epochs, MaskMix 56 px with p 0.5, no EMA.
 # Every value and its source: configs/_base_/official/mixpro_deit_in1k.py. The COMMON-PROTOCOL config of the same
 # method (16-px DeiT, one recipe for every method): deit-b_mixpro_8xb128-300e_in1k.py.
-_base_ = ['../_base_/models/deit-b.py', '../_base_/official/mixpro_deit_in1k.py']
+_base_ = '../_base_/official/mixpro_deit_in1k.py'
 
 pal = False  # MP/yaml AUG.PAL_ATTN: False (the released run); True: the paper's MaskMix + PAL
 batch_per_gpu = 64  # MP/README DeiT-B: --batch-size 64

@@ -5,9 +5,10 @@ MixPro (Zhao et al., ICLR 2023) trained its DeiT rows with 14-px patches, not De
 * its configs (fistyee/MixPro ``configs/deit/deit_{tiny,small}_patch14_mask56_224_alpha1.yaml``,
   ``deit_base_patch14_mask112_224_alpha1_attn_all.yaml``) set ``MODEL.DEIT.PATCH_SIZE: 14`` (and
   ``config.py`` defaults ``_C.MODEL.DEIT.PATCH_SIZE = 14``), with ``MASK_PATCH_SIZE: 56`` = 4×4 tokens a cell;
-* the paper's FLOPs column gives DeiT-T 1.6 G where the 16-px DeiT-T costs 1.3 G; at 14 px the same network
-  sees 256 + 1 tokens instead of 196 + 1 and costs ≈ 1.6-1.7 G (``tests/test_official_recipes.py`` counts
-  both with torch's FLOP counter).
+* the paper's FLOPs column gives DeiT-T 1.6 G where the 16-px DeiT-T costs 1.3 G (1.25 GMACs); at 14 px the
+  same network sees 256 + 1 tokens instead of 196 + 1 and costs 1.70 GMACs — 1.6 is out of reach of the
+  16-px model and next to the 14-px one (``tests/test_official_recipes.py`` counts both with torch's FLOP
+  counter).
 
 The architecture is the official one (fistyee/MixPro ``models/vit.py`` ``VisionTransformer`` built by
 ``models/build.py``): timm's ViT with a class token, ``qkv_bias=True``, MLP ratio 4, LayerNorm eps 1e-6,

@@ -59,6 +59,11 @@ test_evaluator = val_evaluator
 # sets `pal = True` for the paper's method. With PAL on, the official label rule is used (pal_label='official':
 # α from the smoothed ỹ_area, loss λ·CE(y_A) + (1-λ)·CE(y_B) on hard labels; MP/main train_one_epoch).
 model = dict(
+    type='MixClassifier',
+    arch=None,  # set by each leaf config (the model of its official config)
+    num_classes=1000,
+    img_size=img_size,
+    data_preprocessor=dict(type='ClsDataPreprocessor'),
     drop_path_rate=0.1,  # MP/cfg MODEL.DROP_PATH_RATE 0.1 (MP/yaml DeiT-B: 0.1)
     loss=dict(type='SoftTargetCrossEntropy'),  # MP/main: AUG.MIXUP > 0 → SoftTargetCrossEntropy
     mixer=dict(

@@ -57,6 +57,11 @@ test_evaluator = val_evaluator
 
 # ---------------------------------------------------------------------------------------------- model
 model = dict(
+    type='MixClassifier',
+    arch=None,  # set by each leaf config (the model of its official config)
+    num_classes=1000,
+    img_size=img_size,
+    data_preprocessor=dict(type='ClsDataPreprocessor'),
     drop_path_rate=0.1,  # TM/B drop_path: 0.1
     # TM/train: mixup_active → SoftTargetCrossEntropy (smoothing lives in the targets)
     loss=dict(type='SoftTargetCrossEntropy'),
