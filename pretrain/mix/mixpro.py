@@ -122,7 +122,7 @@ class MaskMix(Mixer):
 
     Args:
         mask_patch: cell side in pixels (official: 56 on 224). None (default): the paper's 4×4 grid at any image
-            size (56 px at 224, 16 px on a 64² demo image). The image need not be a whole number of cells: the
+            size (56 px at 224, 16 px on a 64² demo image; an image fewer than 4 tokens wide gets one cell a token). The image need not be a whole number of cells: the
             last row/column is cut at the border (official: ``mask_num = ceil(size / mask_patch)``).
         input_unit: the model's finest token stride in pixels; cell edges are snapped to it. None: ``patch_size``
             (a plain ViT). :class:`~pretrain.classifier.MixClassifier` sets it from its model (PVT v1: 4).
@@ -174,8 +174,9 @@ class MaskMix(Mixer):
         """(row edges, column edges) of the cell grid in pixels for this image size."""
         H, W = int(img_size[0]), int(img_size[1])
         token_grid((H, W), self.unit, 'the finest token stride')
-        if self.mask_patch is None:
-            rows, cols = cell_edges(H, None, self.unit, 4), cell_edges(W, None, self.unit, 4)
+        if self.mask_patch is None:  # the paper's 4 cells a side, fewer where the image has fewer tokens a side
+            rows = cell_edges(H, None, self.unit, min(4, H // self.unit))
+            cols = cell_edges(W, None, self.unit, min(4, W // self.unit))
         else:
             rows, cols = cell_edges(H, self.mask_patch, self.unit), cell_edges(W, self.mask_patch, self.unit)
         if (len(rows) - 1) * (len(cols) - 1) < 2:
