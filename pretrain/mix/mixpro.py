@@ -201,11 +201,18 @@ class MaskMix(Mixer):
         lam_area = (cell_mask * area).flatten(1).sum(1).float() / float(H * W)
         cell_mask = cell_mask.to(images.device, non_blocking=True)
         partner = self._partner(B, images.device)
-        # pixels: cell of each row / column; attention tokens: ↓M, the cell of each token's top-left pixel
-        ry, rx = (_index_of(e, torch.arange(s)).to(images.device, non_blocking=True) for e, s in ((rows, H), (cols, W)))
-        mixed = paste(images, partner, cell_mask[:, ry[:, None], rx[None, :]])
+        # pixels: each cell repeated over its rows / columns (output_size given: no device sync);
+        # attention tokens: ↓M, the cell of each token's top-left pixel
+        dev = images.device
+        pixel_mask = cell_mask
+        for dim, (e, size) in ((1, (rows, H)), (2, (cols, W))):
+            sides = [b - a for a, b in zip(e, e[1:])]
+            reps = sides[0] if len(set(sides)) == 1 else torch.tensor(sides).to(dev, non_blocking=True)
+            pixel_mask = pixel_mask.repeat_interleave(reps, dim=dim, output_size=size)
+        mixed = paste(images, partner, pixel_mask)
         P = self.patch_size
-        token_mask = cell_mask[:, ry[::P][:, None], rx[::P][None, :]]
+        ty, tx = (_index_of(e, torch.arange(0, s, P)).to(dev, non_blocking=True) for e, s in ((rows, H), (cols, W)))
+        token_mask = cell_mask[:, ty[:, None], tx[None, :]]
         if token_mask.shape[-2:] != tuple(grid):
             raise ValueError(f'MaskMix: image {H}x{W} does not give the {grid[0]}x{grid[1]} attention grid of '
                              f'patch_size={P}')
