@@ -448,7 +448,9 @@ def test_segmenter_code_options_resolve():
     model = SEG_MODELS.build(model_cfg)
     head = model.decode_head
     drops = [m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)]
-    assert drops and set(drops) == {0.1}
+    assert drops and set(drops) == {0.1}  # projection and MLP dropout
+    attn_drops = [m.dropout for m in head.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    assert attn_drops and set(attn_drops) == {0.1}  # dropout on the attention weights
     assert not any(type(m).__name__ == 'DropPath' and m.drop_prob > 0 for m in head.modules())
     assert head.loss_decode.avg_non_ignore and model.backbone.interpolate_mode == 'bilinear'
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
