@@ -70,7 +70,7 @@ model = dict(
         mixup_alpha=0.8,     # TM/B mixup: 0.8
         cutmix_alpha=1.0,    # TM/B cutmix: 1.0
         switch_prob=0.8,     # TM/B mixup_switch_prob: 0.8 (CutMix→TransMix on 80 % of the batches)
-        label='mean',        # transmix.py transmix_label: lam = (lam0 + lam1) / 2
+        label='mean',        # transmix.py transmix_label: lam = (lam0 + lam1) / 2 (paper Eq. 7: λ_attn alone = 'attn')
         mode='batch',        # TM/train --mixup-mode default 'batch' (transmix.py asserts it)
         label_smoothing=0.1,  # TM/train --smoothing default 0.1
     ),
