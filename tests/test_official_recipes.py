@@ -447,11 +447,15 @@ def test_segmenter_code_options_resolve():
     model_cfg = copy.deepcopy(cfg.model)
     model = SEG_MODELS.build(model_cfg)
     head = model.decode_head
-    drops = [m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)]
-    assert drops and set(drops) == {0.1}  # projection and MLP dropout
+    # mmseg's TransformerEncoderLayer: attn.proj_drop and the FFN dropouts take drop_rate; attn.dropout_layer is
+    # the drop-path slot (DropPath(drop_path_rate), a no-op Dropout(0) at rate 0)
+    drops = {n: m.p for n, m in head.named_modules() if isinstance(m, torch.nn.Dropout)}
+    slots = {n: p for n, p in drops.items() if n.endswith('dropout_layer')}
+    assert len(slots) == 2 and set(slots.values()) == {0.0}  # no drop path
+    assert {p for n, p in drops.items() if n not in slots} == {0.1}  # projection and MLP dropout
+    assert not any(type(m).__name__ == 'DropPath' for m in head.modules())
     attn_drops = [m.dropout for m in head.modules() if isinstance(m, torch.nn.MultiheadAttention)]
     assert attn_drops and set(attn_drops) == {0.1}  # dropout on the attention weights
-    assert not any(type(m).__name__ == 'DropPath' and m.drop_prob > 0 for m in head.modules())
     assert head.loss_decode.avg_non_ignore and model.backbone.interpolate_mode == 'bilinear'
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     assert wrapper.optimizer.defaults['nesterov'] is True
@@ -459,6 +463,9 @@ def test_segmenter_code_options_resolve():
     plain = Config.fromfile(str(SEG_ADE))
     assert plain.param_scheduler[0].eta_min == 1e-4 and tuple(plain.model.test_cfg.stride) == (480, 480)
     assert plain.optim_wrapper.optimizer.get('nesterov', False) is False
+    plain_head = SEG_MODELS.build(plain.model).decode_head  # mmseg's: drop path 0 → 0.1 over the 2 layers, no dropout
+    assert [round(float(m.drop_prob), 6) for m in plain_head.modules() if type(m).__name__ == 'DropPath'] == [0.1]
+    assert {m.p for n, m in plain_head.named_modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
 
 
 P14_CONFIGS = sorted((ROOT / 'configs/segmenter').glob('*_deit-s-p14_*.py'))
