@@ -56,6 +56,21 @@ def _as_pair(x) -> tuple[int, int]:
     return (int(x), int(x)) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
 
+def finest_stride(model, default: int) -> int:
+    """The model's finest token stride in pixels: PVT v1 stage 1 (``strides[0]``, 4 px), a ViT's patch."""
+    strides = getattr(model, 'strides', None)
+    if strides:
+        return int(strides[0])
+    patch = getattr(getattr(model, 'patch_embed', None), 'patch_size', None)
+    return _as_pair(patch)[0] if patch is not None else int(default)
+
+
+def _mixer_tree(mixer):
+    yield mixer
+    for m in getattr(mixer, 'mixers', ()):  # MixSwitch members, recursively
+        yield from _mixer_tree(m)
+
+
 @MODELS.register_module()
 class MixClassifier(BaseModel):
     """Image classifier trained with a mixing method.
@@ -75,7 +90,10 @@ class MixClassifier(BaseModel):
             ``None``: no mixing (label smoothing only). ``num_classes`` is filled in, ``patch_size`` is set from
             the model's token stride.
         loss: ``dict(type='SoftTargetCrossEntropy')`` (default) or ``dict(type='BinaryCrossEntropy', ...)``
-            (timm's; TokenMix's BCE option).
+            (timm's; TokenMix's BCE option). The loss is chosen by the targets' form, as in timm: MixPro's
+            official PAL loss λ·CE(p, y_A) + (1-λ)·CE(p, y_B) on hard labels is soft-target CE against the
+            unsmoothed target its MaskMix batches carry with ``pal_label='official'`` (CE is linear in the
+            target), so the default loss computes it exactly, value and gradient (tests/test_official_recipes.py).
         method: name of the method stored in the backbone file (default: the mixer's ``method`` or
             ``recipe`` attribute).
         self_source_mode: model mode of TokenMix's no-grad forward of the clean images ('eval' or 'train').
@@ -133,6 +151,10 @@ class MixClassifier(BaseModel):
                              f'{self.num_classes}')
         if hasattr(mixer, 'patch_size'):
             mixer.patch_size = self.patch_size  # a MixSwitch passes it on to its members
+        unit = finest_stride(self.model, self.patch_size)
+        for m in _mixer_tree(mixer):  # MaskMix snaps its pixel cells to the finest token grid (PVT v1: 4 px)
+            if hasattr(m, 'input_unit'):
+                m.input_unit = unit
         return mixer
 
     _NEEDS_CLS = {

@@ -109,8 +109,11 @@ def test_image_size_not_divisible_by_patch():
     from pretrain.mix import CutMix, MaskMix
     with pytest.raises(ValueError, match='225'):
         CutMix(num_classes=10, patch_size=16)(torch.rand(2, 3, 225, 224), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match='mask_patch=56 is not a whole number of tokens of patch_size=16'):
-        MaskMix(num_classes=10, patch_size=16, mask_patch=56)(torch.rand(2, 3, 224, 224), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match='225'):
+        MaskMix(num_classes=10, patch_size=16)(torch.rand(2, 3, 225, 224), torch.tensor([0, 1]))
+    # cells thinner than a token are refused (56-px cells on 16-px tokens are snapped, not refused)
+    with pytest.raises(ValueError, match='cells of 4 px on 224 px snapped to the 16-px token grid leave an empty'):
+        MaskMix(num_classes=10, patch_size=16, mask_patch=4)(torch.rand(2, 3, 224, 224), torch.tensor([0, 1]))
 
 
 def test_missing_data_root_named(repo_root, tmp_path):

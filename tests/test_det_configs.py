@@ -1,6 +1,7 @@
 """Every detection config (configs/mask_rcnn/, configs/demo/mask-rcnn_*) builds — the model with our PVT backbone
 (and a forward pass), the dataset objects with their pipelines — and follows the official PVT Mask R-CNN 1x
-recipe of PAPERS.md (AdamW lr 2e-4, wd 1e-4, 12 epochs, steps 8/11, warmup 500, batch 16 as 8x2, 1333x800)."""
+recipe of PAPERS.md (AdamW lr 2e-4, wd 1e-4, 12 epochs, steps 8/11, warmup 500, batch 16 as 8x2, 1333x800;
+PVT-L: lr 2e-4/1.4 with 8x1 images; backbone drop path 0.1 for T/S, 0 for M/L, as whai362/PVT detection/)."""
 import copy
 import re
 from pathlib import Path
@@ -16,7 +17,11 @@ from mmengine.registry import init_default_scope  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DET_CONFIGS = sorted((ROOT / 'configs' / 'mask_rcnn').glob('*.py'))
 DEMO_CONFIGS = sorted((ROOT / 'configs' / 'demo').glob('mask-rcnn_pvt-demo_*.py'))
-NAME = re.compile(r'^mask-rcnn_pvt-(?P<size>[tsml])(_(?P<method>transmix|mixpro))?_fpn_8xb2-1x_coco\.py$')
+NAME = re.compile(r'^mask-rcnn_pvt-(?P<size>[tsml])(_(?P<method>transmix|mixpro))?_fpn_8xb(?P<bpg>[12])-1x_coco\.py$')
+# whai362/PVT detection/configs/mask_rcnn_pvt_l_fpn_1x_coco.py: lr 0.0002 / 1.4, samples_per_gpu=1; pvt.py drop paths
+LR = {'t': 2e-4, 's': 2e-4, 'm': 2e-4, 'l': 2e-4 / 1.4}
+IMAGES_PER_GPU = {'t': 2, 's': 2, 'm': 2, 'l': 1}
+DROP_PATH = {'t': 0.1, 's': 0.1, 'm': 0.0, 'l': 0.0}
 ARCH = {'t': 'tiny', 's': 'small', 'm': 'medium', 'l': 'large'}
 DEPTHS = {'t': (2, 2, 2, 2), 's': (3, 4, 6, 3), 'm': (3, 4, 18, 3), 'l': (3, 8, 27, 3)}
 
@@ -29,7 +34,7 @@ def _cfg(path):
 def test_config_set_is_complete():
     names = {p.name for p in DET_CONFIGS}
     assert names == {'mask-rcnn_pvt-t_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py',
-                     'mask-rcnn_pvt-m_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-l_fpn_8xb2-1x_coco.py',
+                     'mask-rcnn_pvt-m_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-l_fpn_8xb1-1x_coco.py',
                      'mask-rcnn_pvt-s_transmix_fpn_8xb2-1x_coco.py', 'mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco.py'}
     assert len(DEMO_CONFIGS) == 1
 
@@ -52,21 +57,23 @@ def test_config_follows_the_official_pvt_recipe(path):
     assert cfg.pretrained == f'checkpoints/pvt-{size}_{method}.safetensors'
     assert cfg.model.backbone.checkpoint == cfg.pretrained
     assert cfg.model.type == 'MaskRCNN' and cfg.model.backbone.type == 'MixsegPVT'
-    assert cfg.model.backbone.arch == ARCH[size] and cfg.model.backbone.drop_path_rate == 0.1
+    assert cfg.model.backbone.arch == ARCH[size] and cfg.model.backbone.drop_path_rate == DROP_PATH[size]
     assert cfg.model.neck.type == 'FPN' and cfg.model.neck.in_channels == [64, 128, 320, 512]
     assert cfg.model.neck.out_channels == 256 and cfg.model.neck.num_outs == 5
     assert cfg.model.roi_head.bbox_head.num_classes == 80 and cfg.model.roi_head.mask_head.num_classes == 80
     # optimiser and schedule
     opt = cfg.optim_wrapper.optimizer
     assert cfg.optim_wrapper.type == 'OptimWrapper' and cfg.optim_wrapper.get('clip_grad') is None
-    assert opt.type == 'AdamW' and opt.lr == 2e-4 and opt.weight_decay == 1e-4
+    assert opt.type == 'AdamW' and opt.lr == LR[size] and opt.weight_decay == 1e-4
     assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and cfg.train_cfg.max_epochs == 12
     warmup, steps = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and warmup.by_epoch is False and (warmup.begin, warmup.end) == (0, 500)
     assert warmup.start_factor == 0.001
     assert steps.type == 'MultiStepLR' and steps.by_epoch and steps.milestones == [8, 11] and steps.gamma == 0.1
-    # data: batch 16 as 8 GPUs x 2 images, single scale 1333x800, COCO 2017, bbox + segm AP
-    assert cfg.train_dataloader.batch_size == 2 and cfg.auto_scale_lr.base_batch_size == 16
+    # data: batch 16 as 8 GPUs x 2 images (PVT-L: 8 x 1), single scale 1333x800, COCO 2017, bbox + segm AP
+    bpg = IMAGES_PER_GPU[size]
+    assert int(m['bpg']) == bpg and cfg.train_dataloader.batch_size == bpg
+    assert cfg.auto_scale_lr == dict(base_batch_size=8 * bpg, enable=False)
     assert cfg.data_root == 'data/coco/'
     for loader, split in ((cfg.train_dataloader, 'train'), (cfg.val_dataloader, 'val'), (cfg.test_dataloader, 'val')):
         ds = loader.dataset

@@ -138,6 +138,7 @@ def test_maskmix_cells_align_with_tokens_and_differ_per_sample():
         cells = F.avg_pool2d(m[:, None], 32)[:, 0]
         assert ((cells == 0) | (cells == 1)).all()  # every 32-px cell comes from one image
         assert torch.equal(mixed.token_mask, F.interpolate(cells[:, None], scale_factor=2, mode='nearest')[:, 0])
+        assert cells.shape[-2:] == (4, 4)  # 128 px / 32
         assert torch.allclose(m.mean((1, 2)), mixed.lam_area)  # λ_area = pasted share = n / cells
         n = cells.sum((1, 2))
         assert torch.equal(n, n[0].expand(8)) and torch.allclose(mixed.lam_area, n / 16)
@@ -172,17 +173,53 @@ def test_random_cells_and_token_mask_share_one_draw():
     assert torch.equal(random_subsets(3, 42, 20, gen(5)).view(3, 6, 7), random_token_mask(3, (6, 7), 20, gen(5)))
 
 
-def test_maskmix_cell_size_defaults_and_errors():
-    assert MaskMix(C).cell_size((224, 224)) == 32  # ViT-16: nearest token-aligned cell to 56 px
-    assert MaskMix(C, patch_size=14).cell_size((224, 224)) == 56  # the official 4×4 grid
-    assert MaskMix(C, patch_size=32).cell_size((224, 224)) == 32  # PVT v1
+def test_maskmix_cell_grid_defaults_and_errors():
+    # the paper's 4x4 grid (56 px on 224) for every model; edges snapped to the finest token stride
+    assert MaskMix(C, patch_size=14).edges((224, 224))[0] == (0, 56, 112, 168, 224)  # MixPro's DeiT-14
+    assert MaskMix(C, patch_size=32, input_unit=4).edges((224, 224))[0] == (0, 56, 112, 168, 224)  # PVT v1
+    assert MaskMix(C, patch_size=16).edges((224, 224))[0] == (0, 64, 112, 176, 224)  # ViT-16: snapped, 4-3-4-3
+    assert MaskMix(C, patch_size=8).edges((64, 64))[0] == (0, 16, 32, 48, 64)  # a 64² demo image: 16-px cells
+    assert MaskMix(C, mask_patch=64).edges((224, 224))[0] == (0, 64, 128, 192, 224)  # last cell cut (official)
     x, y = batch(B=2, size=224)
-    with pytest.raises(ValueError, match='mask_patch=56.*patch_size=16'):
-        MaskMix(C, mask_patch=56)(x, y)
-    with pytest.raises(ValueError, match='mask_patch=64'):
-        MaskMix(C, mask_patch=64)(x, y)  # 224 is not a whole number of 64-px cells
+    with pytest.raises(ValueError, match='empty cell'):
+        MaskMix(C, mask_patch=4)(x, y)  # 4-px cells on 16-px tokens
     with pytest.raises(ValueError, match='single cell'):
         MaskMix(C, mask_patch=32)(*batch(B=2, size=32))
+    with pytest.raises(ValueError, match='pal_label'):
+        MaskMix(C, pal_label='both')
+
+
+@pytest.mark.parametrize('patch,unit', [(16, None), (14, None), (32, 4), (8, None)], ids=['vit16', 'vit14', 'pvt', 'vit8'])
+def test_maskmix_every_input_token_from_one_image_and_label_is_nearest_downsample(patch, unit):
+    size = 224 if patch != 8 else 64
+    x, y = batch(B=6, size=size)
+    for seed in range(3):
+        mixer = MaskMix(C, patch_size=patch, input_unit=unit, partner='flip', generator=gen(seed))
+        mixed = mixer(x, y)
+        m = pasted(x, mixed).float()
+        u = unit or patch
+        tokens = F.avg_pool2d(m[:, None], u)[:, 0]
+        assert ((tokens == 0) | (tokens == 1)).all()  # every finest-stride token comes from one image
+        assert torch.allclose(m.mean((1, 2)), mixed.lam_area)  # λ_area = the real pasted share
+        assert torch.equal(mixed.token_mask, m[:, ::patch, ::patch])  # ↓M: each attention token's top-left pixel
+
+
+def test_maskmix_on_pvt_s_at_224_cuts_56px_cells():
+    """MixClassifier(pvt_small) sets the finest stride (stage 1, 4 px): MaskMix cuts a 4x4 grid of 56-px cells;
+    the label side is the 7x7 stage-4 grid (before: 32-px cells, one stage-4 token each)."""
+    from pretrain.classifier import MixClassifier
+    torch.manual_seed(0)
+    clf = MixClassifier('pvt_small', num_classes=C, mixer=dict(type='mixpro_recipe', maskmix_prob=1.0))
+    maskmix = clf.mixer.mixers[0]
+    assert isinstance(maskmix, MaskMix) and maskmix.input_unit == 4 and maskmix.patch_size == 32
+    maskmix.partner = 'flip'  # (randperm may pair an image with itself: nothing visibly pasted)
+    x, y = batch(B=4, size=224)
+    mixed = maskmix(x, y)
+    m = pasted(x, mixed).float()
+    cells = F.avg_pool2d(m[:, None], 56)[:, 0]
+    assert cells.shape[-2:] == (4, 4) and ((cells == 0) | (cells == 1)).all()  # whole 56-px cells, 4x4
+    assert torch.equal(mixed.token_mask, m[:, ::32, ::32]) and mixed.grid == (7, 7)
+    assert torch.allclose(mixed.lam_area, cells.mean((1, 2)))
 
 
 def test_pal_hand_computed():

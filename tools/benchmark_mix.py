@@ -29,6 +29,7 @@ from timm.loss import SoftTargetCrossEntropy  # noqa: E402
 
 import mixseg.models  # noqa: E402,F401  (registers pvt_* with timm)
 from mixseg.models import ClassAttentionProbe  # noqa: E402
+from pretrain.classifier import finest_stride  # noqa: E402
 from pretrain.mix import CutMix, MaskMix, NoMix, TokenMix, TransMix  # noqa: E402
 
 
@@ -48,14 +49,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build_configs(num_classes, patch_size, generator):
+def build_configs(num_classes, patch_size, generator, input_unit=None):
     common = dict(num_classes=num_classes, patch_size=patch_size, generator=generator)
     return {
         'none': (NoMix(**{k: v for k, v in common.items() if k != 'generator'}), False),
         'cutmix': (CutMix(**common), False),
         'cutmix+probe': (CutMix(**common), True),
         'transmix': (TransMix(**common), True),
-        'mixpro': (MaskMix(pal=True, **common), True),
+        'mixpro': (MaskMix(pal=True, input_unit=input_unit, **common), True),
         'tokenmix': (TokenMix(source='attention', **common), True),
     }
 
@@ -73,7 +74,8 @@ def main(argv=None):
     criterion = SoftTargetCrossEntropy()
     images = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)
     labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
-    configs = build_configs(args.num_classes, probe.patch_size, torch.Generator().manual_seed(args.seed))
+    configs = build_configs(args.num_classes, probe.patch_size, torch.Generator().manual_seed(args.seed),
+                            finest_stride(model, probe.patch_size))
     if args.only:
         configs = {k: v for k, v in configs.items() if k in set(args.only) | {'cutmix'}}
 

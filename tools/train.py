@@ -1,6 +1,6 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
@@ -29,6 +29,8 @@ def parse_args(argv=None):
                    help='resume from CKPT, or with no value from the latest checkpoint in the work dir')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    p.add_argument('--auto-scale-lr', action='store_true',
+                   help="scale the lr linearly by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -40,10 +42,21 @@ def parse_args(argv=None):
     return args
 
 
+def enable_auto_scale_lr(cfg, config_path):
+    """mmengine's auto_scale_lr (Runner.scale_lr: every param group's lr × real total batch / base_batch_size)."""
+    base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    if not base:
+        raise SystemExit(f'error: {config_path} has no auto_scale_lr.base_batch_size (the total batch its lr '
+                         'belongs to): --auto-scale-lr cannot scale')
+    cfg.auto_scale_lr = dict(cfg.auto_scale_lr, enable=True)
+
+
 def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg, args.config)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

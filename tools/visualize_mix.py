@@ -30,6 +30,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # noqa: E402
 
 import mixseg.models  # noqa: E402,F401  (registers pvt_* with timm)
 from mixseg.models import ClassAttentionProbe  # noqa: E402
+from pretrain.classifier import finest_stride  # noqa: E402
 from pretrain.mix import CutMix, MaskMix, Mixup, TokenMix, TransMix  # noqa: E402
 
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.webp'}
@@ -96,13 +97,13 @@ def build_model(args, num_classes):
     return model.eval()
 
 
-def build_mixer(method, num_classes, patch_size, generator):
+def build_mixer(method, num_classes, patch_size, generator, input_unit=None):
     common = dict(num_classes=num_classes, patch_size=patch_size, generator=generator, partner='flip')
     return {
         'mixup': lambda: Mixup(**common),
         'cutmix': lambda: CutMix(**common),
         'transmix': lambda: TransMix(**common),
-        'maskmix': lambda: MaskMix(pal=True, **common),
+        'maskmix': lambda: MaskMix(pal=True, input_unit=input_unit, **common),
         'tokenmix': lambda: TokenMix(source='attention', **common),
     }[method]()
 
@@ -170,7 +171,7 @@ def main(argv=None):
     labels = labels % model.num_classes
     written = []
     for method in args.methods:
-        mixer = build_mixer(method, model.num_classes, probe.patch_size, g)
+        mixer = build_mixer(method, model.num_classes, probe.patch_size, g, finest_stride(model, probe.patch_size))
         mixed = mixer(x, labels)
         logits, attn = probe((mixed.images - mean) / std)
         if 'clean_attn' in mixed.needs:

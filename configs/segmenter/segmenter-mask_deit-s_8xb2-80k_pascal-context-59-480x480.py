@@ -1,5 +1,7 @@
 # Segmenter, mask transformer decoder (2 layers), DeiT-S, Pascal Context 59, 480x480 crops, 80k iterations,
 # batch 16 (8 GPUs x 2).
+# mmseg's Segmenter recipe; where the Segmenter code differs (Nesterov, eta_min 1e-5, decoder dropout, ADE20K
+# stride 512, ...) and the --cfg-options that select its values: docs/RECIPES.md "Stage 2".
 _base_ = [
     '../_base_/models/segmenter_vit_mask.py', '../_base_/datasets/pascal_context_59_480x480.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/schedule_80k.py'

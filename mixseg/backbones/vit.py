@@ -9,7 +9,8 @@ a file of another architecture is refused with the missing/unexpected keys and t
 The absolute position embedding is sized for the training crop (``img_size``); the file's embedding is
 resized to it once when loading (bicubic, as mmseg's ``VisionTransformer``), and again on the fly for
 inputs of another size (sliding windows at image borders, whole-image or multi-scale tests). Inputs
-whose size is not a multiple of the patch size are zero-padded at the bottom/right, as mmseg does.
+whose size is not a multiple of the patch size are zero-padded at the bottom/right, as mmseg does; a training
+crop that is not whole patches (512 px on a 14-px model) sizes the embedding for its padded grid (37×37).
 
 Attention is timm's (``F.scaled_dot_product_attention``), which is what makes this backbone at least as
 fast as mmseg's ``VisionTransformer`` (``nn.MultiheadAttention`` with attention weights).
@@ -51,7 +52,8 @@ class MixsegViT(BaseModule):
     Args:
         arch: timm model name, e.g. ``'deit_small_patch16_224'``, ``'deit_tiny_distilled_patch16_224'``,
             ``'vit_small_patch8_224'``.
-        img_size: training crop (int or (h, w)); the position embedding is sized for it.
+        img_size: training crop (int or (h, w)); the position embedding is sized for its grid of patches
+            (rounded up: the crop is padded to whole patches).
         checkpoint: weight file loaded in :meth:`init_weights` (backbone ``.safetensors``, timm/DeiT
             ``.pth``, mmengine checkpoint). ``None``: timm's random initialisation.
         out_indices: block index or indices whose patch tokens are returned (``-1``: the last block).
@@ -137,9 +139,17 @@ class MixsegViT(BaseModule):
         self.grid_size = _pair(self.patch_embed.grid_size)
         self.img_size = _pair(self.patch_embed.img_size)  # (model_kwargs may have set it)
         if any(s % p for s, p in zip(self.img_size, self.patch_size)):
-            # other input sizes are padded at test time, but the training crop sizes the position embedding
-            raise ValueError(f'MixsegViT: img_size {self.img_size} (the training crop) is not a multiple of the '
-                             f'patch size {self.patch_size}')
+            # A crop that is not whole patches (512 on MixPro's 14-px DeiT) is zero-padded at the bottom/right
+            # like every input, so the position embedding belongs to the padded crop: 37x37 tokens for 512 / 14
+            # (mmseg's PatchEmbed with padding='corner' gives the same grid).
+            self.grid_size = tuple(-(-s // p) for s, p in zip(self.img_size, self.patch_size))
+            padded = tuple(g * p for g, p in zip(self.grid_size, self.patch_size))
+            # (random init: a file's embedding is resized to this grid when loaded)
+            self.pos_embed = nn.Parameter(resample_abs_pos_embed(
+                self.pos_embed.detach(), list(self.grid_size), old_size=list(_pair(self.patch_embed.grid_size)),
+                num_prefix_tokens=self.pos_prefix_tokens))
+            self.patch_embed.img_size, self.patch_embed.grid_size = padded, self.grid_size
+            self.patch_embed.num_patches = self.grid_size[0] * self.grid_size[1]
         depth = len(self.blocks)
         indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         if not indices:

@@ -3,7 +3,7 @@ from .base import MixedBatch, Mixer, NoMix, attention_share, box_mask, box_share
     numpy_rng, paste, rand_boxes, random_subsets, sample_beta, sample_partner, smooth_one_hot, snap_boxes, token_grid, \
     upsample_mask
 from .cutmix import CutMix
-from .mixpro import MaskMix, ProgressiveAttentionLabel, progressive_attention_lam, random_cells
+from .mixpro import PAL_LABELS, MaskMix, ProgressiveAttentionLabel, cell_edges, progressive_attention_lam, random_cells
 from .mixup import Mixup
 from .switch import MixSwitch, deit_mix, mixpro_recipe, tokenmix_recipe, transmix_recipe
 from .tokenmix import CAMTeacher, TokenMix, block_mask, normalize_map, random_token_mask, tokenmix_weights

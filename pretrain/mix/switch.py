@@ -137,6 +137,7 @@ def mixpro_recipe(
         mask_patch: Optional[int] = None,
         pal: bool = True,
         detach_alpha: bool = False,
+        pal_label: str = 'paper',
         mixup_alpha: float = 0.8,
         cutmix_alpha: float = 1.0,
         switch_prob: float = 0.5,
@@ -146,7 +147,7 @@ def mixpro_recipe(
 ) -> MixSwitch:
     """MixPro: MaskMix (+ PAL) with ``maskmix_prob``, else the DeiT Mixup/CutMix switch."""
     maskmix = MaskMix(
-        num_classes, mask_patch=mask_patch, pal=pal, detach_alpha=detach_alpha,
+        num_classes, mask_patch=mask_patch, pal=pal, detach_alpha=detach_alpha, pal_label=pal_label,
         label_smoothing=label_smoothing, patch_size=patch_size)
     deit = deit_mix(
         num_classes, mixup_alpha, cutmix_alpha, switch_prob=switch_prob, label_smoothing=label_smoothing,

@@ -1,4 +1,5 @@
 # Segmenter with the mask transformer decoder (2 layers) on a timm ViT/DeiT (mixseg's MixsegViT backbone).
+# mmseg's head defaults: drop path 0.1, dropout 0 (the Segmenter code: dropout 0.1, no drop path; docs/RECIPES.md).
 # Leaves set the backbone (`arch`, `checkpoint`), the decoder width, the classes and the crop size.
 # mixseg.datasets: the checked image loader and label check of the dataset bases
 custom_imports = dict(imports=['mixseg.backbones.vit', 'mixseg.datasets'], allow_failed_imports=False)
@@ -35,4 +36,5 @@ model = dict(
         dropout_ratio=0.0,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
+    # mmseg's ADE20K sliding window 512 / stride 480 (the Segmenter code: stride 512, docs/RECIPES.md)
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(480, 480)))
