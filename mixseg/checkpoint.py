@@ -15,6 +15,7 @@ writes, strict matching with a precise error) hold in one place.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -76,7 +77,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path``.
 
     The temporary file lives in the destination folder (rename is atomic only within one file system);
-    a killed or failing write leaves the previous ``path`` untouched and removes its temporary file.
+    a killed or failing write leaves the previous ``path`` untouched and removes its temporary file. The
+    file gets the permissions ``open()`` would give it (``0666 & ~umask``), also when ``write`` creates the
+    file itself (the safetensors writer does, with mode 0600). A full disk is reported as
+    :class:`DiskFullError` naming ``path`` (torch's own message is "unexpected pos ...").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,17 +89,50 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
         write(tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask)  # after `write`: a writer may have replaced the file (mkstemp: 0600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if is_disk_full(e):
+            raise DiskFullError(path, e) from e
         raise
     return path
 
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is a write that failed for lack of space: ``OSError(ENOSPC)`` (or a quota,
+    ``EDQUOT``), or torch's zip writer's ``RuntimeError`` ("unexpected pos", "file write failed"), which
+    carries no errno."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, RuntimeError):
+        text = str(error)
+        return any(s in text for s in ('unexpected pos', 'file write failed', 'No space left on device'))
+    return False
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk (or quota) is full; the previous file is intact."""
+
+    def __init__(self, path, cause: BaseException | None = None):
+        import shutil
+        path = Path(path)
+        try:
+            free = f'{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free'
+        except OSError:
+            free = 'free space unknown'
+        why = f'{type(cause).__name__}: {str(cause).strip().splitlines()[0]}' if cause is not None and str(cause) else ''
+        super().__init__(errno.ENOSPC, f'{path}: not written: the disk is full (no space left on device in '
+                                       f'{path.parent}, {free}). The previous {path.name}, if any, is intact; '
+                                       f'free some space and continue with --resume' + (f' [{why}]' if why else ''),
+                         str(path))
+
+    def __str__(self):
+        return self.strerror
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     def write(tmp):
@@ -144,6 +181,26 @@ def load_backbone_file(path) -> BackboneFile:
     return BackboneFile(state_dict, meta)
 
 
+def read_backbone_meta(path) -> dict[str, Any]:
+    """The metadata of a backbone file, from its header only (no tensors read); ``{}`` when ``path`` is not a
+    readable local ``.safetensors`` file."""
+    from safetensors import SafetensorError, safe_open
+    if not path or '://' in str(path) or not str(path).endswith('.safetensors') or not Path(path).is_file():
+        return {}
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return {}
+    meta = {}
+    for k, v in header.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    return meta
+
+
 def _unwrap(obj, path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _NESTED_KEYS:
@@ -167,23 +224,53 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[st
     return out
 
 
-def torch_load_safely(path, map_location='cpu'):
+def torch_load_safely(path, map_location='cpu', *, name=None, **kwargs):
     """``torch.load(path, weights_only=True)`` with the allow-list of :mod:`mixseg.safe_load`; any failure
-    becomes a :class:`CheckpointError` naming the file (torch's own message names neither the file nor, in
-    its first line, the refused global). Every pickle-based load of the project goes through here."""
-    import pickle
-
+    becomes a :class:`CheckpointError` naming the file (``name``, for a file object) and what is wrong with it.
+    torch's own message names neither the file nor, in its first lines, the refused global, and it advises
+    re-running with ``weights_only=False`` (or allow-listing the refused global): our message never repeats
+    that advice. Every pickle-based load of the project goes through here."""
     import mixseg.safe_load  # noqa: F401  (allow-list for mmengine checkpoints)
+    name = name or path
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
-        reason = lines[0] if lines else str(e).splitlines()[0]
-        raise CheckpointError(f'{path}: cannot be loaded safely: refused by torch.load(weights_only=True): '
-                              f'{reason} Only tensors and the types mmengine stores are accepted; nothing was '
-                              f'loaded.') from e
-    except Exception as e:  # RuntimeError/EOFError/zipfile errors of a truncated or foreign file
-        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+        return torch.load(path, map_location=map_location, weights_only=True, **kwargs)
+    except Exception as e:
+        raise CheckpointError(f'{name}: cannot be loaded safely: {_refusal_reason(e)}; nothing was loaded. '
+                              f'Only tensors and the types mmengine stores are accepted: re-export the weights '
+                              f'from their source with torch.save(state_dict) or as .safetensors') from e
+
+
+def _refusal_reason(error: Exception) -> str:
+    """What torch's error says about the file, without its advice to switch safe loading off."""
+    import pickle
+    import re
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError):
+        m = re.search(r'GLOBAL ([\w.]+)', text)
+        if m and m.group(1) == 'torch.storage._load_from_bytes':
+            return ('refused by torch.load(weights_only=True): it is a plain pickle (pickle.dump) holding tensors, '
+                    'not a torch.save file (its tensors would be unpickled without restriction)')
+        if m:
+            return (f'refused by torch.load(weights_only=True): it refers to the global {m.group(1)} (code or an '
+                    f'object that is not plain data; Unsupported global: GLOBAL {m.group(1)})')
+        m = re.search(r'Unsupported operand (\d+)', text)
+        if m:
+            return (f'refused by torch.load(weights_only=True): it is a plain or legacy pickle, not a torch.save '
+                    f'file (pickle opcode {m.group(1)} is not allowed)')
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _is_torch_advice(ln)]
+        return 'refused by torch.load(weights_only=True)' + (f': {lines[0]}' if lines else '')
+    if 'Invalid magic number' in text:
+        return 'not a torch.save file (invalid magic number: a plain pickle, or a corrupt file)'
+    if isinstance(error, (KeyError, EOFError)) or 'zip archive' in text or 'central directory' in text:
+        return f'not a complete torch.save file (truncated or of another format: {type(error).__name__}: {text})'
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _is_torch_advice(ln)]
+    return f'{type(error).__name__}: {lines[0] if lines else text}'
+
+
+def _is_torch_advice(line: str) -> bool:
+    low = line.lower()
+    return ('weights_only' in low and ('false' in low or 're-running' in low)) or 'add_safe_globals' in low \
+        or 'safe_globals(' in low or 'trust the source' in low or 'weights only load failed' in low
 
 
 def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -192,7 +279,14 @@ def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     ``.safetensors``: a backbone file (metadata in ``meta``). Anything else: ``torch.load`` with
     ``weights_only=True`` (a pickle carrying code is refused by torch), unwrapped from the known nesting
     keys; ``meta`` then holds the non-tensor top-level entries mmengine stores (``meta``) if present.
+    An ``http(s)://`` URL is downloaded into torch's hub cache first (:func:`mixseg.remote.download`) and the
+    cached file read the same way; other schemes are refused.
     """
+    from .remote import download, is_url
+    if is_url(path):
+        path = download(path)
+    elif isinstance(path, str) and '://' in path:
+        raise CheckpointError(f'{path}: only local files and http(s):// URLs are read as backbone weights')
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: weight file not found')

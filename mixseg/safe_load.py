@@ -14,13 +14,11 @@ without the four default functions — they are class attributes, re-registered 
 user-registered statistics are still pickled (and refused on load, with torch's message naming them).
 Checkpoints written this way still load in a stock mmengine.
 
-mmengine's local checkpoint reader (``load_from``, ``--resume``, ``init_cfg=Pretrained``) is replaced by one
-that passes ``weights_only=True`` explicitly and names the refused file
-(:func:`mixseg.checkpoint.torch_load_safely`).
+mmengine's checkpoint readers (``load_from``, ``--resume``, ``init_cfg=Pretrained``; local files, URLs and the
+model-zoo schemes) are replaced by ones that pass ``weights_only=True`` explicitly and name the refused file
+(:func:`mixseg.checkpoint.torch_load_safely`, :mod:`mixseg.remote`).
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
@@ -71,29 +69,11 @@ def _patch_history_buffer() -> None:
     HistoryBuffer.__getstate__ = __getstate__
 
 
-def _register_mmengine_loader() -> None:
-    """mmengine reads local checkpoints (``load_from``, ``--resume``, ``init_cfg=Pretrained``) through
-    ``CheckpointLoader``'s scheme ``''``; replace it with one that loads with ``weights_only=True``
-    explicitly and names the file when a checkpoint is refused."""
-    try:
-        from mmengine.runner.checkpoint import CheckpointLoader
-    except ImportError:
-        return
-
-    def load_from_local(filename, map_location):
-        from mixseg.checkpoint import torch_load_safely
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch_load_safely(filename, map_location=map_location)
-
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-
-
 def install() -> None:
     torch.serialization.add_safe_globals(safe_globals())
     _patch_history_buffer()
-    _register_mmengine_loader()
+    from . import remote
+    remote.install()  # every CheckpointLoader scheme (local, URLs, model zoos) reads through torch_load_safely
 
 
 install()
