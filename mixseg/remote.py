@@ -189,6 +189,10 @@ def install() -> None:
         mm_ckpt.CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
         setattr(mm_ckpt, loader.__name__, loader)
     mm_ckpt.load_url = load_url
+    import mmengine.utils.dl_utils as dl_utils  # where other OpenMMLab code imports load_url from
+    dl_utils.load_url = load_url
+    if hasattr(dl_utils, 'hub'):
+        dl_utils.hub.load_url = load_url
 
 
 def unsafe_loaders_left() -> list[str]:

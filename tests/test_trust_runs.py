@@ -36,7 +36,7 @@ def toy(tmp_path, monkeypatch):
 
 
 def _train(cfg, work, *extra, opts=()):
-    argv = [str(cfg), '--work-dir', str(work), *extra, '--cfg-options',
+    argv = [str(cfg), '--work-dir', str(work), *map(str, extra), '--cfg-options',
             f'experiment_name=trust_{os.getpid()}_{next(_RUN)}', *opts]
     return load_tool('train').main(argv)
 
@@ -244,7 +244,7 @@ def test_load_from_that_does_not_fit_is_refused_unless_partial_load_is_asked(toy
     ckpt = torch.load(tmp_path / 'a/iter_2.pth', weights_only=True)
     ckpt['state_dict']['fc.weight'] = torch.zeros(1, 5)
     torch.save(ckpt, tmp_path / 'bad.pth')
-    with pytest.raises(SystemExit, match=r'bad.pth: weights do not fit ToyRegressor\n  shape mismatch: fc.weight: '
+    with pytest.raises(SystemExit, match=r'(?s)bad.pth: weights do not fit ToyRegressor\n  shape mismatch: fc.weight: '
                                          r'file \(1, 5\) vs model \(1, 4\).*--allow-partial-load'):
         _train(a, tmp_path / 'b', opts=[f'load_from={tmp_path}/bad.pth'])
     assert not list((tmp_path / 'b').glob('*.pth'))
