@@ -53,7 +53,6 @@ def test_a_work_dir_holding_another_run_is_refused(toy, tmp_path, capsys):
     a, b = toy('toy_a', 4), toy('toy_b', 6)
     work = tmp_path / 'work'
     _train(a, work)
-    assert json.loads((work / 'run.json').read_text())['config'] == str(a)
     (work / 'results').mkdir()
     (work / 'results/ss.json').write_text('{}')  # what tools/test.py leaves
     before = {p.name: p.read_bytes() for p in work.glob('*.pth')}
@@ -68,6 +67,7 @@ def test_a_work_dir_holding_another_run_is_refused(toy, tmp_path, capsys):
         assert '--resume' in message and '--overwrite-work-dir' in message and 'iter_4.pth' in message
         assert {p.name: p.read_bytes() for p in work.glob('*.pth')} == before  # nothing written
         assert (work / 'results/ss.json').is_file()
+    assert json.loads((work / 'run.json').read_text())['config'] == str(a)
 
     _train(a, work)  # the same run again: allowed, from scratch, and said so
     assert 'holds checkpoints of this same run; training starts from scratch' in capsys.readouterr().out
@@ -323,8 +323,6 @@ def test_readme_example_lands_in_the_backbones_row(tmp_path, capsys):
     """README: a TransMix backbone with the (baseline) Segmenter ADE20K config. The row came from the config's
     default (baseline); it comes from the backbone file's metadata."""
     from mmengine.config import Config
-
-    from mixseg.run_guard import prepare_testing
     backbone = _backbone(tmp_path, 'transmix')
     cfg = _build_cfg(ROOT / README_SEG, '--cfg-options', f'model.backbone.checkpoint={backbone}')
     assert cfg.table_row == dict(table='C', model='deit-s', method='transmix')
@@ -336,6 +334,7 @@ def test_readme_example_lands_in_the_backbones_row(tmp_path, capsys):
     ckpt = tmp_path / 'iter_160000.pth'
     torch.save({'meta': {'cfg': cfg.pretty_text}, 'state_dict': {}}, ckpt)
     backbone.unlink()
+    from mixseg.run_guard import prepare_testing
     test = load_tool('test')
 
     def row(*opts):
