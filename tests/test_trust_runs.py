@@ -146,6 +146,8 @@ def test_resume_without_a_checkpoint_is_an_error(toy, tmp_path):
     (work / 'last_checkpoint').write_text('iter_2.pth')
     c = _build_cfg(cfg, '--work-dir', work, '--resume')
     assert c.resume and c.load_from == str(work / 'iter_2.pth')
+    url = 'http://127.0.0.1:9/iter_2.pth'  # read by the safe URL loader when the Runner resumes (test_trust_loading)
+    assert _build_cfg(cfg, '--work-dir', work, '--resume', url).load_from == url
 
 
 def test_demo_configs_checkpoint_during_the_run():
