@@ -125,7 +125,8 @@ class DiskFullError(OSError):
             free = f'{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free'
         except OSError:
             free = 'free space unknown'
-        why = f'{type(cause).__name__}: {str(cause).strip().splitlines()[0]}' if cause is not None and str(cause) else ''
+        why = f'{type(cause).__name__}: {str(cause).strip().splitlines()[0]}' if cause is not None and str(cause) \
+            else ''
         super().__init__(errno.ENOSPC, f'{path}: not written: the disk is full (no space left on device in '
                                        f'{path.parent}, {free}). The previous {path.name}, if any, is intact; '
                                        f'free some space and continue with --resume' + (f' [{why}]' if why else ''),

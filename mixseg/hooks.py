@@ -222,7 +222,9 @@ class MixsegCheckpointHook(CheckpointHook):
                 self.best_ckpt_path_dict[key] = self._reroot(path)
 
     def _reroot(self, path: str) -> str:
-        return path if os.path.dirname(path) == str(self.out_dir) else os.path.join(self.out_dir, os.path.basename(path))
+        if os.path.dirname(path) == str(self.out_dir):
+            return path
+        return os.path.join(self.out_dir, os.path.basename(path))
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         evicted = None

@@ -77,7 +77,8 @@ def latest_checkpoint(work_dir) -> Optional[str]:
 
 
 def install_latest_checkpoint() -> None:
-    """mmengine's ``find_latest_checkpoint`` (auto-resume of a Runner with ``resume=True``) → :func:`latest_checkpoint`."""
+    """mmengine's ``find_latest_checkpoint`` (auto-resume of a Runner with ``resume=True``) becomes
+    :func:`latest_checkpoint`."""
     import mmengine.runner as mm_pkg
     import mmengine.runner.checkpoint as mm_ckpt
     import mmengine.runner.runner as mm_runner
@@ -155,7 +156,8 @@ def run_files(work_dir) -> list[Path]:
 def _describe(identity: dict) -> str:
     opts = ' '.join(f'--{k.replace("_", "-")}' + ('' if v is True else f' {v}') for k, v in identity['options'].items())
     cfg_opts = ' '.join(f'{k}={v}' for k, v in identity.get('cfg_options', {}).items())
-    return f'{identity.get("config")}' + (f' {opts}' if opts else '') + (f' --cfg-options {cfg_opts}' if cfg_opts else '')
+    return (f'{identity.get("config")}' + (f' {opts}' if opts else '')
+            + (f' --cfg-options {cfg_opts}' if cfg_opts else ''))
 
 
 def claim_work_dir(work_dir, identity: dict, *, resume: bool = False, overwrite: bool = False, rank: int = 0,
@@ -182,7 +184,8 @@ def claim_work_dir(work_dir, identity: dict, *, resume: bool = False, overwrite:
                     + f'; config entries that differ: {", ".join(changed) or "none (other options)"}')
         else:
             what = f'the files of an earlier run without a {IDENTITY_FILE} (its config is unknown)'
-        shown = ', '.join(str(p.relative_to(wd)) for p in files[:6]) + (f', ... ({len(files)} files)' if len(files) > 6 else '')
+        shown = ', '.join(str(p.relative_to(wd)) for p in files[:6])
+        shown += f', ... ({len(files)} files)' if len(files) > 6 else ''
         if resume:
             log(f'mixseg: resuming in {wd}, which holds {what}')
         elif overwrite:

@@ -232,8 +232,8 @@ def test_resuming_another_configs_checkpoint_names_the_mismatch(toy, tmp_path):
     ckpt = torch.load(tmp_path / 'a/iter_4.pth', weights_only=True)
     ckpt['state_dict'] = {'head.' + k: v for k, v in ckpt['state_dict'].items()}
     torch.save(ckpt, tmp_path / 'other.pth')
-    with pytest.raises(SystemExit, match=r'other.pth: weights do not fit ToyRegressor\n  missing keys \(2\): fc.weight, '
-                                         r'fc.bias\n  unexpected keys \(2\): head.fc.weight, head.fc.bias'):
+    with pytest.raises(SystemExit, match=r'other.pth: weights do not fit ToyRegressor\n  missing keys \(2\): '
+                                         r'fc.weight, fc.bias\n  unexpected keys \(2\): head.fc.weight, head.fc.bias'):
         _train(a, tmp_path / 'c', '--resume', tmp_path / 'other.pth')
 
 

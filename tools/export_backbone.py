@@ -7,8 +7,9 @@ stage 2 (a segmentor with ``MixsegViT``, a detector with ``MixsegPVT``; the fine
 The model (stage 2: its backbone) is rebuilt from the config stored in the checkpoint (or ``--config``) and the
 weights are loaded strictly before the classifier head is dropped. The stored config is read as data and may only
 name registered types (a dotted import path such as ``os.system`` is refused, naming the file and the key);
-other checkpoints are refused with a message saying what is accepted. Training with ``BackboneExportHook`` (the default runtime)
-already writes ``<work_dir>/backbone.safetensors``; this tool is for intermediate or foreign checkpoints.
+other checkpoints are refused with a message saying what is accepted. Training with ``BackboneExportHook`` (the
+default runtime) already writes ``<work_dir>/backbone.safetensors``; this tool is for intermediate or foreign
+checkpoints and for the fine-tuned backbones of stage 2.
 """
 import argparse
 import os.path as osp
