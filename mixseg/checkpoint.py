@@ -15,6 +15,7 @@ writes, strict matching with a precise error) hold in one place.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -74,7 +75,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path``.
 
     The temporary file lives in the destination folder (rename is atomic only within one file system);
-    a killed or failing write leaves the previous ``path`` untouched and removes its temporary file.
+    a killed or failing write leaves the previous ``path`` untouched and removes its temporary file. The
+    file gets the permissions ``open()`` would give it (``0666 & ~umask``), also when ``write`` creates the
+    file itself (the safetensors writer does, with mode 0600). A full disk is reported as
+    :class:`DiskFullError` naming ``path`` (torch's own message is "unexpected pos ...").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,17 +87,51 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
         write(tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask)  # after `write`: a writer may have replaced the file (mkstemp: 0600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if is_disk_full(e):
+            raise DiskFullError(path, e) from e
         raise
     return path
 
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is a write that failed for lack of space: ``OSError(ENOSPC)`` (or a quota,
+    ``EDQUOT``), or torch's zip writer's ``RuntimeError`` ("unexpected pos", "file write failed"), which
+    carries no errno."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, RuntimeError):
+        text = str(error)
+        return any(s in text for s in ('unexpected pos', 'file write failed', 'No space left on device'))
+    return False
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk (or quota) is full; the previous file is intact."""
+
+    def __init__(self, path, cause: BaseException | None = None):
+        import shutil
+        path = Path(path)
+        try:
+            free = f'{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free'
+        except OSError:
+            free = 'free space unknown'
+        why = f'{type(cause).__name__}: {str(cause).strip().splitlines()[0]}' if cause is not None and str(cause) \
+            else ''
+        super().__init__(errno.ENOSPC, f'{path}: not written: the disk is full (no space left on device in '
+                                       f'{path.parent}, {free}). The previous {path.name}, if any, is intact; '
+                                       f'free some space and continue with --resume' + (f' [{why}]' if why else ''),
+                         str(path))
+
+    def __str__(self):
+        return self.strerror
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     def write(tmp):
@@ -161,6 +199,26 @@ def _parse_meta(header: dict, path) -> dict:
     return meta
 
 
+def read_backbone_meta(path) -> dict[str, Any]:
+    """The metadata of a backbone file, from its header only (no tensors read); ``{}`` when ``path`` is not a
+    readable local ``.safetensors`` file."""
+    from safetensors import SafetensorError, safe_open
+    if not path or '://' in str(path) or not str(path).endswith('.safetensors') or not Path(path).is_file():
+        return {}
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return {}
+    meta = {}
+    for k, v in header.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    return meta
+
+
 def _unwrap(obj, path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _NESTED_KEYS:
@@ -190,7 +248,14 @@ def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     ``.safetensors``: a backbone file (metadata in ``meta``). Anything else: ``torch.load`` with
     ``weights_only=True`` (a pickle carrying code is refused by torch), unwrapped from the known nesting
     keys; ``meta`` then holds the non-tensor top-level entries mmengine stores (``meta``) if present.
+    An ``http(s)://`` URL is downloaded into torch's hub cache first (:func:`mixseg.remote.download`) and the
+    cached file read the same way; other schemes are refused.
     """
+    from .remote import download, is_url
+    if is_url(path):
+        path = download(path)
+    elif isinstance(path, str) and '://' in path:
+        raise CheckpointError(f'{path}: only local files and http(s):// URLs are read as backbone weights')
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: weight file not found')

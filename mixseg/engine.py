@@ -85,6 +85,8 @@ def load_config(args):
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
+        from .cfg_checks import check_cfg_options
+        check_cfg_options(cfg, args.cfg_options, args.config)  # top-level keys nothing reads: an error
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         override_data_root(cfg, args.data_root)
@@ -217,7 +219,7 @@ def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> 
             if root and not osp.isdir(root):
                 raise FileNotFoundError(
                     f'{config_path}: {split}_dataloader: data root {root!r} ({ds.get("type")}) does not exist. '
-                    f'Put the dataset there, set data_root in the config (or --cfg-options), or generate the '
+                    f'Put the dataset there, point the tool at it with --data-root DIR, or generate the '
                     f'demo data with `python tools/make_demo_data.py --out data/demo`.')
             ann = ds.get('ann_file')
             if root and ann and not osp.isabs(ann) and not osp.exists(osp.join(root, ann)):

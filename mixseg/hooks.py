@@ -6,11 +6,13 @@ import math
 import os
 
 import torch
-from mmengine.dist import all_reduce
-from mmengine.hooks import Hook
+from mmengine.dist import all_reduce, is_main_process
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS, HOOKS
-from mmengine.runner.checkpoint import find_latest_checkpoint
+
+from .checkpoint import CheckpointError, CheckpointMismatchError
+from .workdir import WorkDirError, install_latest_checkpoint, latest_checkpoint, write_last_checkpoint
 
 
 @HOOKS.register_module()
@@ -41,7 +43,10 @@ class NaNGuardHook(Hook):
             raise FloatingPointError(
                 f'the loss became non-finite on another rank at iteration {runner.iter + 1} '
                 f'(epoch {runner.epoch + 1}); stopped on all ranks, nothing of this iteration was saved')
-        last = find_latest_checkpoint(runner.work_dir) if runner.work_dir else None
+        try:
+            last = latest_checkpoint(runner.work_dir) if runner.work_dir else None
+        except WorkDirError:
+            last = None
         bad = [k for k, v in outputs.items()
                if k != 'loss' and isinstance(v, (torch.Tensor, float)) and not math.isfinite(float(v))]
         raise FloatingPointError(
@@ -189,3 +194,149 @@ class ResumableRandomnessHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self.by_epoch:  # the next batch of this epoch is drawn right after this hook
             self._reseed(runner, _FETCH, runner.iter + 1)
+
+
+@HOOKS.register_module()
+class MixsegCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` (same arguments) with three changes for resumable work dirs:
+
+    * ``last_checkpoint`` names the checkpoint relative to the work dir (written atomically), and is resolved
+      against it (:func:`mixseg.workdir.latest_checkpoint`), so a copied or moved work dir resumes its own
+      checkpoint;
+    * with ``max_keep_ckpts`` the checkpoint that drops out is deleted *after* the new one is written (mmengine
+      deletes it first): a save that fails (full disk) leaves the previous checkpoint and ``last_checkpoint``;
+    * best-checkpoint paths a resumed run brings from a moved work dir are re-rooted into this one (mmengine
+      would delete the original directory's file when a better one comes).
+
+    ``tools/train.py`` puts it in place of ``CheckpointHook`` (:func:`mixseg.run_guard.prepare_training`).
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if '://' in str(self.out_dir):
+            return
+        if getattr(self, 'best_ckpt_path', None):
+            self.best_ckpt_path = self._reroot(self.best_ckpt_path)
+        for key, path in list((getattr(self, 'best_ckpt_path_dict', None) or {}).items()):
+            if path:
+                self.best_ckpt_path_dict[key] = self._reroot(path)
+
+    def _reroot(self, path: str) -> str:
+        if os.path.dirname(path) == str(self.out_dir):
+            return path
+        return os.path.join(self.out_dir, os.path.basename(path))
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        evicted = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                evicted = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+            backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        write_last_checkpoint(runner.work_dir, self.last_ckpt)
+        if evicted is not None and evicted != step:
+            old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(evicted))
+            if self.file_backend.isfile(old):
+                self.file_backend.remove(old)
+            elif self.file_backend.isdir(old):  # checkpoints saved by deepspeed are directories
+                self.file_backend.rmtree(old)
+
+
+def _model_of(runner):
+    from mmengine.model import BaseTTAModel
+    model = runner.model
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Refuse a checkpoint whose weights do not fit the model, before anything of it is loaded.
+
+    mmengine loads ``load_from`` (``tools/test.py``'s checkpoint, fine-tuning) and ``--resume`` non-strictly: a
+    checkpoint none of whose keys fit is "evaluated" with random weights. This hook runs at
+    ``after_load_checkpoint`` (before mmengine copies the weights) with ``VERY_HIGH`` priority and raises
+    :class:`~mixseg.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys and the shape
+    mismatches (mmengine's key revision ``^module.`` applied, BatchNorm's ``num_batches_tracked`` ignored as
+    mmengine does). ``allow_partial=True`` (``--allow-partial-load``) loads what fits and logs the rest.
+
+    When resuming it also checks that the checkpoint's optimizer state has the parameter groups of the
+    config's optimizer, naming both (torch says only "different number of parameter groups"), and drops the
+    checkpoint's ``meta['config']`` (written by older OpenMMLab tools), which mmengine's resume would execute
+    as Python (``Config.fromstring``).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, allow_partial: bool = False):
+        self.allow_partial = allow_partial
+
+    def after_load_checkpoint(self, runner, checkpoint) -> None:
+        import re
+
+        from mmengine.logging import print_log
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if isinstance(meta, dict) and 'config' in meta:
+            meta.pop('config')
+            print_log(f'{source}: meta["config"] dropped (mmengine would execute it when resuming)',
+                      logger='current', level=30)
+        resuming = bool(getattr(runner, '_resume', False))
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise CheckpointError(f'{source}: no state dict in the checkpoint')
+        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        model = _model_of(runner)
+        own = model.state_dict()
+        missing = [k for k in own if k not in state and not k.endswith('num_batches_tracked')]
+        unexpected = [k for k in state if k not in own]
+        mismatched = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
+                      if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or mismatched:
+            error = CheckpointMismatchError(source, missing, unexpected, mismatched, type(model).__name__)
+            if resuming or not self.allow_partial:
+                hint = ('' if resuming else ' To load only the weights that fit on purpose, pass '
+                        '--allow-partial-load.')
+                raise _with_hint(error, hint)
+            print_log(f'--allow-partial-load: {error}'.replace('nothing was loaded', 'only the fitting weights '
+                                                               'are loaded'), logger='current', level=30)
+        if resuming:
+            self._check_optimizer(runner, checkpoint, source)
+
+    @staticmethod
+    def _check_optimizer(runner, checkpoint, source) -> None:
+        from mmengine.optim import OptimWrapper
+        saved = checkpoint.get('optimizer')
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        if not isinstance(saved, dict) or not isinstance(wrapper, OptimWrapper) or 'param_groups' not in saved:
+            return
+        now = [len(g['params']) for g in wrapper.optimizer.param_groups]
+        then = [len(g['params']) for g in saved['param_groups']]
+        if now != then:
+            written_by = (checkpoint.get('meta') or {}).get('experiment_name')
+            raise CheckpointError(
+                f'{source}: cannot resume: the checkpoint\'s optimizer has {len(then)} parameter groups '
+                f'(parameters per group: {then}), the config\'s optimizer has {len(now)} ({now}). The checkpoint was '
+                f'written with another config' + (f' (run {written_by})' if written_by else '') + ' or other '
+                f'optimizer settings (paramwise_cfg, frozen layers): resume with the config that wrote it, or start '
+                f'a new run from its weights with load_from=CHECKPOINT (no --resume)')
+
+
+def _with_hint(error: CheckpointMismatchError, hint: str) -> CheckpointMismatchError:
+    if hint:
+        error.args = (str(error) + '\n ' + hint,)
+    return error
+
+
+install_latest_checkpoint()

@@ -14,13 +14,12 @@ without the four default functions — they are class attributes, re-registered 
 user-registered statistics are still pickled (and refused on load, with torch's message naming them).
 Checkpoints written this way still load in a stock mmengine.
 
-mmengine's local checkpoint reader (``load_from``, ``--resume``, ``init_cfg=Pretrained``) is replaced by one
-that passes ``weights_only=True`` explicitly and names the refused file
-(:func:`torch_load_safely`, which :mod:`mixseg.checkpoint` uses too; this module imports nothing of mixseg).
+mmengine's checkpoint readers (``load_from``, ``--resume``, ``init_cfg=Pretrained``; local files, URLs and the
+model-zoo schemes) are replaced by ones that pass ``weights_only=True`` explicitly and name the refused file
+(:func:`torch_load_safely`, which :mod:`mixseg.checkpoint` re-exports; :mod:`mixseg.remote`). This module imports
+nothing of mixseg at import time (``install`` brings in :mod:`mixseg.remote`, whose imports are lazy).
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
@@ -54,23 +53,52 @@ class CheckpointError(RuntimeError):
     loading starts, and part of :mod:`mixseg.checkpoint`'s API.)"""
 
 
-def torch_load_safely(path, map_location='cpu'):
+def torch_load_safely(path, map_location='cpu', *, name=None, **kwargs):
     """``torch.load(path, weights_only=True)`` with the allow-list of this module; any failure
-    becomes a :class:`CheckpointError` naming the file (torch's own message names neither the file nor, in
-    its first line, the refused global). Every pickle-based load of the project goes through here."""
-    import pickle
-
+    becomes a :class:`CheckpointError` naming the file (``name``, for a file object) and what is wrong with it.
+    torch's own message names neither the file nor, in its first lines, the refused global, and it advises
+    re-running with ``weights_only=False`` (or allow-listing the refused global): our message never repeats
+    that advice. Every pickle-based load of the project goes through here."""
+    name = name or path
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
-        reason = lines[0] if lines else str(e).splitlines()[0]
-        raise CheckpointError(f'{path}: cannot be loaded safely: refused by torch.load(weights_only=True): '
-                              f'{reason} Only tensors and the types mmengine stores are accepted; nothing was '
-                              f'loaded.') from e
-    except Exception as e:  # RuntimeError/EOFError/zipfile errors of a truncated or foreign file
-        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
+        return torch.load(path, map_location=map_location, weights_only=True, **kwargs)
+    except Exception as e:
+        raise CheckpointError(f'{name}: cannot be loaded safely: {_refusal_reason(e)}; nothing was loaded. '
+                              f'Only tensors and the types mmengine stores are accepted: re-export the weights '
+                              f'from their source with torch.save(state_dict) or as .safetensors') from e
 
+
+def _refusal_reason(error: Exception) -> str:
+    """What torch's error says about the file, without its advice to switch safe loading off."""
+    import pickle
+    import re
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError):
+        m = re.search(r'GLOBAL ([\w.]+)', text)
+        if m and m.group(1) == 'torch.storage._load_from_bytes':
+            return ('refused by torch.load(weights_only=True): it is a plain pickle (pickle.dump) holding tensors, '
+                    'not a torch.save file (its tensors would be unpickled without restriction)')
+        if m:
+            return (f'refused by torch.load(weights_only=True): it refers to the global {m.group(1)} (code or an '
+                    f'object that is not plain data; Unsupported global: GLOBAL {m.group(1)})')
+        m = re.search(r'Unsupported operand (\d+)', text)
+        if m:
+            return (f'refused by torch.load(weights_only=True): it is a plain or legacy pickle, not a torch.save '
+                    f'file (pickle opcode {m.group(1)} is not allowed)')
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _is_torch_advice(ln)]
+        return 'refused by torch.load(weights_only=True)' + (f': {lines[0]}' if lines else '')
+    if 'Invalid magic number' in text:
+        return 'not a torch.save file (invalid magic number: a plain pickle, or a corrupt file)'
+    if isinstance(error, (KeyError, EOFError)) or 'zip archive' in text or 'central directory' in text:
+        return f'not a complete torch.save file (truncated or of another format: {type(error).__name__}: {text})'
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not _is_torch_advice(ln)]
+    return f'{type(error).__name__}: {lines[0] if lines else text}'
+
+
+def _is_torch_advice(line: str) -> bool:
+    low = line.lower()
+    return ('weights_only' in low and ('false' in low or 're-running' in low)) or 'add_safe_globals' in low \
+        or 'safe_globals(' in low or 'trust the source' in low or 'weights only load failed' in low
 
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 
@@ -94,28 +122,11 @@ def _patch_history_buffer() -> None:
     HistoryBuffer.__getstate__ = __getstate__
 
 
-def _register_mmengine_loader() -> None:
-    """mmengine reads local checkpoints (``load_from``, ``--resume``, ``init_cfg=Pretrained``) through
-    ``CheckpointLoader``'s scheme ``''``; replace it with one that loads with ``weights_only=True``
-    explicitly and names the file when a checkpoint is refused."""
-    try:
-        from mmengine.runner.checkpoint import CheckpointLoader
-    except ImportError:
-        return
-
-    def load_from_local(filename, map_location):
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch_load_safely(filename, map_location=map_location)
-
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-
-
 def install() -> None:
     torch.serialization.add_safe_globals(safe_globals())
     _patch_history_buffer()
-    _register_mmengine_loader()
+    from . import remote
+    remote.install()  # every CheckpointLoader scheme (local, URLs, model zoos) reads through torch_load_safely
 
 
 install()

@@ -18,6 +18,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from mixseg.config_guard import plain_config  # noqa: F401  (moved to mixseg; kept importable here)
+
 from .registry import HOOKS
 
 
@@ -120,63 +122,25 @@ def save_classifier_backbone(path, classifier, *, classifier_meta=None, method=N
         num_classes=getattr(meta_src, 'num_classes', None), **extra)
 
 
-def plain_config(text: str, source: str):
-    """The config mmengine stores in a checkpoint (``meta['cfg']``, its ``pretty_text``), read as data.
-
-    ``Config.fromstring`` would execute the text, and a checkpoint is untrusted input; the stored text is
-    only assignments of literals and ``dict(...)`` calls, which are evaluated here without running anything
-    (nothing in mmengine parses a config without executing it). Anything else is refused.
-    """
-    import ast
-
-    from mmengine.config import Config
-
-    from mixseg.checkpoint import CheckpointError
-
-    class _DictCalls(ast.NodeTransformer):
-        def visit_Call(self, node):
-            self.generic_visit(node)
-            # dict(k=v, ...) and dict({...}) — pretty_text writes non-identifier keys the second way
-            if (isinstance(node.func, ast.Name) and node.func.id == 'dict' and all(kw.arg for kw in node.keywords)
-                    and (not node.args or (len(node.args) == 1 and isinstance(node.args[0], ast.Dict)))):
-                inner = node.args[0] if node.args else ast.Dict(keys=[], values=[])
-                return ast.Dict(keys=inner.keys + [ast.Constant(kw.arg) for kw in node.keywords],
-                                values=inner.values + [kw.value for kw in node.keywords])
-            return node
-
-    cfg = {}
-    try:
-        for stmt in ast.parse(text).body:
-            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-                    and isinstance(stmt.targets[0], ast.Name)):
-                raise ValueError(f'line {stmt.lineno} is not a plain assignment')
-            value = _DictCalls().visit(stmt.value)
-            try:
-                cfg[stmt.targets[0].id] = ast.literal_eval(value)
-            except ValueError as e:
-                raise ValueError(f'line {stmt.lineno} ({stmt.targets[0].id} = ...) is not plain data') from e
-    except (SyntaxError, ValueError) as e:
-        raise CheckpointError(f'{source}: the stored config is not plain data and is not executed ({e}); '
-                              f'pass the pretraining config with --config') from e
-    return Config(cfg)
-
-
 def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
                       top1: Optional[float] = None):
-    """Write the backbone file of a stage-1 mmengine checkpoint.
+    """Write the backbone file of an mmengine checkpoint: stage 1 (``MixClassifier``), or stage 2 (a segmentor
+    with ``MixsegViT``, a detector with ``MixsegPVT``: :func:`mixseg.dense_export.export_dense_checkpoint`).
 
     The checkpoint is read with ``torch.load(weights_only=True)`` (``import mixseg`` allow-lists what mmengine
     stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine stored in
-    the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed) and the weights are
-    loaded strictly, so a checkpoint of another architecture is refused with the list of missing/unexpected
-    keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw ones under
-    ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
+    the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it names
+    checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
+    built) and the weights are loaded strictly, so a checkpoint of another architecture is refused with the list
+    of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw
+    ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
     """
     import mixseg  # noqa: F401  (safe-loading allow-list)
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     from mixseg.checkpoint import CheckpointError, load_strict, torch_load_safely
+    from mixseg.config_guard import StoredConfigError, check_stored_types, no_import_fallback
 
     from .registry import MODELS
 
@@ -190,16 +154,32 @@ def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, u
         cfg = Config.fromfile(config)
         source_config = config
     elif meta.get('cfg'):
-        cfg = plain_config(meta['cfg'], f'{checkpoint} (meta.cfg)')
+        source = f'{checkpoint} (meta.cfg)'
+        cfg = plain_config(meta['cfg'], source)
+        scope = cfg.get('default_scope') or 'pretrain'
+        backbone_type = ((cfg.get('model') or {}).get('backbone') or {}).get('type')
+        try:
+            check_stored_types(cfg.to_dict(), source, scope if scope in ('pretrain', 'mmseg', 'mmdet') else 'pretrain',
+                               built='model' if scope == 'pretrain' or not backbone_type else 'model.backbone')
+        except StoredConfigError as e:
+            raise CheckpointError(str(e)) from e
         source_config = f'{checkpoint} (config stored in the checkpoint)'
     else:
         raise CheckpointError(f'{checkpoint}: the checkpoint carries no config; pass --config')
+    scope = cfg.get('default_scope') or 'pretrain'
+    if scope in ('mmseg', 'mmdet'):
+        from mixseg.dense_export import export_dense_checkpoint
+        return export_dense_checkpoint(checkpoint, ckpt, cfg.to_dict(), out, source_config=source_config,
+                                       use_ema=use_ema)
+    if scope != 'pretrain':
+        raise CheckpointError(f'{checkpoint}: default_scope {scope!r}: tools/export_backbone.py reads stage-1 '
+                              f'(pretrain) and stage-2 (mmseg MixsegViT, mmdet MixsegPVT) checkpoints')
     state_dict = dict(ckpt['state_dict'])
     ema_state = ckpt.get('ema_state_dict')
     is_ema = isinstance(ema_state, Mapping) and any(k.startswith('module.') for k in ema_state)
     if is_ema and not use_ema:  # mmengine swapped: 'ema_state_dict' holds the raw weights under 'module.'
         state_dict = {k: ema_state.get('module.' + k, v) for k, v in state_dict.items()}
-    with DefaultScope.overwrite_default_scope('pretrain'):
+    with DefaultScope.overwrite_default_scope('pretrain'), no_import_fallback(checkpoint):
         classifier = MODELS.build(cfg.model)
     if not hasattr(classifier, 'model') or not hasattr(classifier, 'arch'):
         raise CheckpointError(f'{checkpoint}: config model {cfg.model.get("type")} is not a MixClassifier')

@@ -4,7 +4,11 @@
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [args]
 
 The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` with ``--tta``: multi-scale
-+ flip as the config's ``tta_model``/``tta_pipeline`` define it).
++ flip as the config's ``tta_model``/``tta_pipeline`` define it), with the table row of the run: the config's
+``table_row`` with method and model of the backbone the checkpoint was trained from (``--cfg-options
+table_row.<field>=...`` contradicting that backbone is an error). A checkpoint whose weights do not fit the model
+is refused (missing/unexpected keys and shapes listed, nothing written); ``--allow-partial-load`` evaluates
+what fits. The checkpoint may be a local file or an ``http(s)://`` URL (read safely, see mixseg.remote).
 """
 import argparse
 import os
@@ -18,6 +22,7 @@ from mmengine.config import DictAction  # noqa: E402
 import mixseg  # noqa: E402,F401
 from mixseg.checkpoint import CheckpointError  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
+from mixseg.run_guard import prepare_testing  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -28,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--tta', action='store_true', help='multi-scale + flip test (the papers\' "+MS" columns)')
     p.add_argument('--tag', default=None, help='name of the results file (default: ss, or ms with --tta)')
+    p.add_argument('--allow-partial-load', action='store_true',
+                   help='evaluate a checkpoint that fits the model only partly (the missing weights stay random)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -40,7 +47,7 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.dist import get_rank
     from mmengine.runner import Runner
-    if not osp.isfile(args.checkpoint):
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
@@ -48,7 +55,7 @@ def main(argv=None):
         check_data_roots(cfg, args.config, splits=('test',))
     except FileNotFoundError as e:
         raise SystemExit(f'error: {e}')
-    table_row = dict(cfg.table_row) if cfg.get('table_row') else None
+    table_row = prepare_testing(cfg, args)  # fit check; the row of the backbone it was trained from
     if args.tta:
         enable_tta(cfg, args.config)
     setup_cpu_distributed(cfg, args.launcher)

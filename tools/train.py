@@ -1,10 +1,14 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
+        [--overwrite-work-dir] [--allow-partial-load]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
 Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine).
+A work dir holding another run is refused (``--resume`` continues it, ``--overwrite-work-dir`` replaces it);
+``--resume`` with nothing to resume is an error; ``load_from`` must fit the model (``--allow-partial-load``).
+See mixseg.run_guard.
 """
 import argparse
 import os
@@ -16,9 +20,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
-from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
+from mixseg.run_guard import claim_run_work_dir, prepare_training  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -26,7 +31,13 @@ def parse_args(argv=None):
     p.add_argument('config', help='config file')
     p.add_argument('--work-dir', help='where logs and checkpoints go (default ./work_dirs/<config name>)')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
-                   help='resume from CKPT, or with no value from the latest checkpoint in the work dir')
+                   help='resume from CKPT, or with no value from the latest checkpoint in the work dir (an error if '
+                   'there is none)')
+    p.add_argument('--overwrite-work-dir', action='store_true',
+                   help='replace the run the work dir holds (its checkpoints, backbone files and results are deleted)')
+    p.add_argument('--allow-partial-load', action='store_true',
+                   help='load_from: load the weights that fit the model and skip the rest (default: refuse a '
+                   'checkpoint that does not fit)')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--auto-scale-lr', action='store_true',
@@ -57,10 +68,7 @@ def build_cfg(args):
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg, args.config)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    prepare_training(cfg, args)  # --resume target, fit check, checkpoint hook, table row (mixseg.run_guard)
     if args.seed is not None or args.deterministic:
         randomness = dict(cfg.get('randomness') or {})
         if args.seed is not None:
@@ -82,13 +90,14 @@ def main(argv=None):
         check_data_roots(cfg, args.config, splits=('train', 'val'))
     except FileNotFoundError as e:
         raise SystemExit(f'error: {e}')
+    claim_run_work_dir(cfg, args)  # refuses a work dir that holds another run
     install_atomic_checkpoints()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     try:
         runner.train()
-    except CheckpointError as e:  # a weight file refused or not fitting (named in the message)
+    except (CheckpointError, DiskFullError) as e:  # a weight file refused or not fitting, a full disk (file named)
         raise SystemExit(f'error: {e}') from e
 
 

@@ -29,5 +29,6 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[3], gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.001))
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
+# a checkpoint every epoch (a killed demo run continues with --resume); only the latest is kept
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=1))
 log_processor = dict(window_size=10)

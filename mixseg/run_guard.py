@@ -1,0 +1,78 @@
+"""What tools/train.py and tools/test.py check before mmengine runs anything: the work dir holds no other run,
+``--resume`` has something to resume, checkpoints must fit the model, and the results land in the table row of
+the backbone the run was trained from. The checks live in :mod:`mixseg.workdir`, :mod:`mixseg.hooks` and
+:mod:`mixseg.tables`; this module applies them to a config and turns their errors into the tools' error exit
+(``SystemExit('error: ...')``, as :func:`mixseg.engine.load_config`).
+"""
+from __future__ import annotations
+
+from .tables import (BACKBONE_RECORD, TableRowError, backbone_record, derived_row_of_checkpoint,
+                     explicit_row_options, resolve_table_row, row_from_backbone)
+from .workdir import WorkDirError, claim_work_dir, dist_rank, resume_target, run_identity
+
+
+def add_fit_hook(cfg, allow_partial: bool = False) -> None:
+    """Checkpoints loaded by the Runner (``load_from``, ``--resume``) must fit the model
+    (:class:`mixseg.hooks.CheckpointFitHook`); ``allow_partial``: ``--allow-partial-load``."""
+    import mixseg.hooks  # noqa: F401  (registers the hook)
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'CheckpointFitHook']
+    cfg.custom_hooks = hooks + [dict(type='CheckpointFitHook', allow_partial=bool(allow_partial))]
+
+
+def use_mixseg_checkpoint_hook(cfg) -> None:
+    """mmengine's ``CheckpointHook`` → :class:`mixseg.hooks.MixsegCheckpointHook` (same arguments): relative
+    ``last_checkpoint``, old checkpoints removed only after the new one is written."""
+    import mixseg.hooks  # noqa: F401
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint and checkpoint.get('type') == 'CheckpointHook':
+        checkpoint['type'] = 'MixsegCheckpointHook'
+
+
+def _table_row(cfg, derived: dict, source, args, log) -> None:
+    try:
+        row, notes = resolve_table_row(cfg.get('table_row'), derived, explicit=explicit_row_options(args.cfg_options),
+                                       source=source, config=args.config)
+    except TableRowError as e:
+        raise SystemExit(f'error: {args.config}: {e}') from e
+    for note in notes:
+        log(f'mixseg: {note}')
+    if row is not None:
+        cfg.table_row = row
+    return row
+
+
+def prepare_training(cfg, args, log=print) -> None:
+    """tools/train.py: resolve ``--resume`` (nothing to resume, an empty ``last_checkpoint`` or a missing file
+    are errors), swap in the checkpoint hook and the fit check, record the backbone file the run starts from
+    (:data:`mixseg.tables.BACKBONE_RECORD`, stored with the config in every checkpoint) and set ``table_row``
+    from its metadata."""
+    if args.resume is not None:
+        try:
+            cfg.resume, cfg.load_from = True, resume_target(cfg.work_dir, args.resume)
+        except WorkDirError as e:
+            raise SystemExit(f'error: {e}') from e
+    use_mixseg_checkpoint_hook(cfg)
+    add_fit_hook(cfg, allow_partial=getattr(args, 'allow_partial_load', False))
+    record = backbone_record(cfg.get('model'))
+    if record:
+        cfg[BACKBONE_RECORD] = record
+    _table_row(cfg, row_from_backbone(record) if record else {}, record and record['file'], args, log)
+
+
+def prepare_testing(cfg, args, log=print):
+    """tools/test.py: the fit check, and the table row of the run that wrote ``args.checkpoint`` (from the
+    backbone it was trained from). Returns the row (``None``: no row)."""
+    add_fit_hook(cfg, allow_partial=getattr(args, 'allow_partial_load', False))
+    derived, source = derived_row_of_checkpoint(args.checkpoint) if '://' not in args.checkpoint else ({}, None)
+    row = _table_row(cfg, derived, source, args, log)
+    return dict(row) if row else None
+
+
+def claim_run_work_dir(cfg, args, log=print) -> None:
+    """tools/train.py, right before the Runner: refuse a work dir that holds another run (see
+    :func:`mixseg.workdir.claim_work_dir`) and record this run's identity there."""
+    try:
+        claim_work_dir(cfg.work_dir, run_identity(cfg, args), resume=args.resume is not None,
+                       overwrite=getattr(args, 'overwrite_work_dir', False), rank=dist_rank(), log=log)
+    except WorkDirError as e:
+        raise SystemExit(f'error: {e}') from e
