@@ -172,21 +172,6 @@ def load_backbone_file(path) -> BackboneFile:
     return BackboneFile(state_dict, _parse_meta(header, path))
 
 
-def read_backbone_meta(path) -> dict:
-    """The metadata of a backbone file without reading its tensors."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: backbone file not found')
-    try:
-        with safe_open(str(path), framework='pt', device='cpu') as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: not a readable safetensors file ({e})') from e
-    return _parse_meta(header, path)
-
-
 def _parse_meta(header: dict, path) -> dict:
     meta = {}
     for k, v in header.items():

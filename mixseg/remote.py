@@ -49,7 +49,7 @@ def download(url: str, model_dir=None, progress: bool = False, file_name: str | 
     renames it, so a broken download leaves nothing behind). Errors name the URL."""
     import torch.hub
 
-    from mixseg.checkpoint import CheckpointError
+    from mixseg.safe_load import CheckpointError
     name = file_name or osp.basename(urlparse(url).path)
     if not name:
         raise CheckpointError(f'{url}: the URL names no file (nothing to cache it as)')
@@ -78,7 +78,7 @@ def download(url: str, model_dir=None, progress: bool = False, file_name: str | 
 def read_checkpoint(path, map_location=None, *, source: str | None = None):
     """A local weight file as mmengine's loaders return it: safetensors → a flat state dict, anything else →
     :func:`mixseg.checkpoint.torch_load_safely`. ``source`` (e.g. the URL) is named in errors."""
-    from mixseg.checkpoint import CheckpointError, torch_load_safely
+    from mixseg.safe_load import CheckpointError, torch_load_safely
     path = Path(path)
     name = f'{path} (from {source})' if source else str(path)
     if not path.is_file():
@@ -116,7 +116,7 @@ def load_url(url, model_dir=None, map_location=None, progress=False, check_hash=
 
 
 def _zoo_entry(filename: str, urls: dict, zoo: str) -> str:
-    from mixseg.checkpoint import CheckpointError
+    from mixseg.safe_load import CheckpointError
     name = filename.split('://', 1)[1]
     if name not in urls:
         raise CheckpointError(f'{filename}: {zoo} lists no model named {name!r}')
@@ -148,7 +148,7 @@ def load_from_mmcls(filename, map_location=None):
 def load_from_ceph(filename, map_location=None, backend='petrel'):
     from mmengine.fileio import get_file_backend
 
-    from mixseg.checkpoint import torch_load_safely
+    from mixseg.safe_load import torch_load_safely
     file_backend = get_file_backend(filename, backend_args={'backend': backend})
     with io.BytesIO(file_backend.get(filename)) as buffer:
         return torch_load_safely(buffer, map_location=map_location, name=filename)

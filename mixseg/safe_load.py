@@ -17,7 +17,7 @@ Checkpoints written this way still load in a stock mmengine.
 mmengine's checkpoint readers (``load_from``, ``--resume``, ``init_cfg=Pretrained``; local files, URLs and the
 model-zoo schemes) are replaced by ones that pass ``weights_only=True`` explicitly and name the refused file
 (:func:`torch_load_safely`, which :mod:`mixseg.checkpoint` re-exports; :mod:`mixseg.remote`). This module imports
-nothing of mixseg at import time (``install`` brings in :mod:`mixseg.remote`, whose imports are lazy).
+nothing of mixseg; ``import mixseg`` installs both.
 """
 from __future__ import annotations
 
@@ -125,8 +125,6 @@ def _patch_history_buffer() -> None:
 def install() -> None:
     torch.serialization.add_safe_globals(safe_globals())
     _patch_history_buffer()
-    from . import remote
-    remote.install()  # every CheckpointLoader scheme (local, URLs, model zoos) reads through torch_load_safely
 
 
 install()
