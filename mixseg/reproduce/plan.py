@@ -295,7 +295,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 st = stamped(wd / 'pretrain.argv.json', argv, deps)
                 # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
                 resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
-                argv[3:3] = ['--resume'] if resume else []
+                argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
                 cmd, env = _launch('train', argv, launcher, n, partition, f'pretrain-{pmodel}-{method}', wd)
                 i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
                              deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
@@ -360,7 +360,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             st = stamped(wd / 'train.argv.json', argv, deps)
             done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
             resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
-            argv[3:3] = ['--resume'] if resume else []
+            argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
             cmd, env = _launch('train', argv, launcher, n, partition, f'{task.name}-{pmodel}-{method}', wd)
             i = add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
                          [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,

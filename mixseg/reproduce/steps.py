@@ -76,10 +76,13 @@ def final_checkpoint_name(cfg) -> str:
 def final_checkpoint(work_dir: Path, name: str) -> Optional[Path]:
     """The finished run's final checkpoint if it exists: ``last_checkpoint`` (mmengine's pointer) when it names
     the final one, else the expected file in the work dir."""
-    pointer = work_dir / 'last_checkpoint'
-    if pointer.is_file():
-        p = Path(pointer.read_text().strip())
-        p = p if p.is_absolute() else ROOT / p
+    from mixseg.workdir import WorkDirError, latest_checkpoint
+    try:
+        latest = latest_checkpoint(work_dir)  # relative to the work dir (old files: absolute)
+    except WorkDirError:
+        latest = None
+    if latest and '://' not in latest:
+        p = Path(latest)
         if p.name == name and p.is_file():
             return p
     p = work_dir / name
@@ -100,7 +103,7 @@ def _stamp_argv(argv) -> list:
     """The arguments that decide what a step computes: its argv without ``--resume`` and without the
     experiment names of in-process runs (``--subprocess`` does not change results)."""
     return [a for a in map(str, argv)
-            if a != '--resume' and not a.startswith(('experiment_name=', 'visualizer.name='))]
+            if a not in ('--resume', '--overwrite-work-dir') and not a.startswith(('experiment_name=', 'visualizer.name='))]
 
 
 def _read_stamp(path: Path):
