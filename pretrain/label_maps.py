@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['LabelMapError', 'MissingLabelMapError', 'label_map_path', 'read_label_map', 'write_label_map',
-           'LabelMapFolder', 'DenseTeacher', 'shard_of', 'list_images', 'generate_label_maps']
+           'LabelMapFolder', 'DenseTeacher', 'build_teacher', 'shard_of', 'list_images', 'generate_label_maps']
 
 SUFFIX = '.pt'
 
@@ -164,6 +164,49 @@ class DenseTeacher(torch.nn.Module):
             tokens = fc_norm(tokens)
         scores = self.head(tokens).float()  # B×n×C
         return scores.transpose(1, 2).reshape(B, -1, h, w)
+
+
+def build_teacher(model: Optional[str] = None, checkpoint: Optional[str] = None, config: Optional[str] = None,
+                  model_kwargs: Optional[dict] = None, num_classes: Optional[int] = None,
+                  img_size: Optional[int] = None, random_init: bool = False) -> tuple[torch.nn.Module, dict]:
+    """A frozen teacher and its input settings ``dict(img_size, mean, std)``.
+
+    ``config``: a stage-1 config of ours (``model.arch``/``num_classes``/``img_size``/``model_kwargs`` of its
+    MixClassifier; e.g. the demo baseline), ``checkpoint`` its training checkpoint or any weight file
+    :func:`mixseg.checkpoint.read_weights` reads. ``model``: a timm model name (+ ``model_kwargs``), built with
+    ``pretrained=False`` and loaded strictly from the local ``checkpoint`` (nothing is downloaded).
+    ``random_init`` allows no checkpoint (tests and smoke runs only).
+    """
+    import timm
+
+    import mixseg.models  # noqa: F401  (registers PVT v1 with timm)
+    from mixseg.checkpoint import load_strict, read_weights
+    if (model is None) == (config is None):
+        raise ValueError('give the teacher as exactly one of a timm model name (--model) or a stage-1 config '
+                         '(--config)')
+    if checkpoint is None and not random_init:
+        raise ValueError('a teacher needs its weights (--checkpoint); --random-init only for smoke tests')
+    kwargs = dict(model_kwargs or {})
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    if config is not None:
+        from mmengine.config import Config
+        m = Config.fromfile(config).model
+        model = m['arch']
+        kwargs = {**dict(m.get('model_kwargs') or {}), **kwargs}
+        num_classes = num_classes or m.get('num_classes')
+        size = m.get('img_size', 224)
+        img_size = img_size or (size if isinstance(size, int) else size[0])
+        kwargs.setdefault('img_size', img_size)
+    net = timm.create_model(model, pretrained=False, **({} if num_classes is None else dict(num_classes=num_classes)),
+                            **kwargs)
+    cfg = getattr(net, 'pretrained_cfg', None) or {}
+    img_size = img_size or int(cfg.get('input_size', (3, 224, 224))[-1])
+    mean, std = tuple(cfg.get('mean', mean)), tuple(cfg.get('std', std))
+    if checkpoint is not None:
+        sd, _ = read_weights(checkpoint)
+        load_strict(net, sd, source=checkpoint)
+    net.eval().requires_grad_(False)
+    return net, dict(img_size=img_size, mean=mean, std=std)
 
 
 def shard_of(env: Optional[dict] = None) -> tuple[int, int]:
