@@ -197,8 +197,14 @@ def build_teacher(model: Optional[str] = None, checkpoint: Optional[str] = None,
         size = m.get('img_size', 224)
         img_size = img_size or (size if isinstance(size, int) else size[0])
         kwargs.setdefault('img_size', img_size)
-    net = timm.create_model(model, pretrained=False, **({} if num_classes is None else dict(num_classes=num_classes)),
-                            **kwargs)
+    extra = {} if num_classes is None else dict(num_classes=num_classes)
+    if img_size and 'img_size' not in kwargs:
+        try:  # token models take their input size at creation; CNNs do not accept the argument
+            net = timm.create_model(model, pretrained=False, img_size=img_size, **extra, **kwargs)
+        except TypeError:
+            net = timm.create_model(model, pretrained=False, **extra, **kwargs)
+    else:
+        net = timm.create_model(model, pretrained=False, **extra, **kwargs)
     cfg = getattr(net, 'pretrained_cfg', None) or {}
     img_size = img_size or int(cfg.get('input_size', (3, 224, 224))[-1])
     mean, std = tuple(cfg.get('mean', mean)), tuple(cfg.get('std', std))
