@@ -207,6 +207,64 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                                       sched['data_size'], '--only', ','.join(datasets)]))
 
     pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+
+    def pretrain_step(pmodel, pconfig, method, maps=None):
+        """The pretraining of (model, method), added once; ``maps``: (label-map step, folder) it reads."""
+        pkey = (pmodel, method)
+        if pkey in pretrain_steps:
+            return pkey
+        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+        if given is not None:
+            pretrain_steps[pkey] = (None, given)
+            return pkey
+        wd = work_root / 'pretrain' / f'{pmodel}_{method}'
+        opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
+        if maps is not None:
+            opts.append(f'train_dataloader.dataset.label_map_root={rel(maps[1])}')
+        backbone = wd / 'backbone.safetensors'
+        argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
+            + (['--cfg-options', *opts] if opts else [])
+        deps = [d for d in (data_step, maps[0] if maps else None) if d is not None]
+        st = stamped(wd / 'pretrain.argv.json', argv, deps)
+        # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
+        resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
+        argv[3:3] = ['--resume'] if resume else []
+        cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
+                           f'pretrain-{pmodel}-{method}', wd)
+        cfg = _load_config(pconfig, opts)
+        i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
+                     deps=deps, script='train', argv=argv, command=cmd, env=env,
+                     gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS,
+                     batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
+        pretrain_steps[pkey] = (i, backbone)
+        pretrain_final[pkey] = wd / final_checkpoint_name(cfg)
+        return pkey
+
+    def label_maps_step():
+        """Demo: label maps of the demo ImageNet training images, the demo baseline ViT as teacher (its final
+        training checkpoint, head included), made once; (step index, folder)."""
+        if 'maps' in label_maps:
+            return label_maps['maps']
+        teacher_cfg = DEMO_VIT.pretrain.format('baseline')
+        tkey = pretrain_step(DEMO_VIT.name, teacher_cfg, 'baseline')
+        t_idx, _ = pretrain_steps[tkey]
+        ckpt = pretrain_final.get(tkey)
+        out = work_root / 'label_maps' / f'{DEMO_VIT.name}_baseline'
+        if t_idx is None or ckpt is None:
+            raise SystemExit('error: the demo TokenMix pretraining makes its label maps with the demo baseline '
+                             'ViT as teacher; a given baseline backbone file has no classifier head to do it')
+        from mixseg.demo_data import DATA_ROOTS
+        argv = [rel(data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
+                '--checkpoint', rel(ckpt), '--workers', '0', '--no-progress', '--device', 'cpu']
+        deps = [d for d in (data_step, t_idx) if d is not None]
+        i = add(Step('maps', f'label-maps_{DEMO_VIT.name}_baseline', f'label maps ({DEMO_VIT.name} baseline as '
+                     f'teacher)', [out / 'report.json'], deps=deps, script='make_label_maps', argv=argv,
+                     command=['python', 'tools/make_label_maps.py', *argv],
+                     **stamped(out / 'maps.argv.json', argv, deps)))
+        label_maps['maps'] = (i, out)
+        return label_maps['maps']
+    pretrain_final: dict = {}   # (model, method) -> its final training checkpoint
+    label_maps: dict = {}       # 'maps' -> (step index, folder) of the demo label maps
     train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
     test_steps: dict = {}       # (train key, tag) -> step index
     for table, row in rows:
@@ -224,30 +282,11 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
         label = f'{table}: {" / ".join(row.label)}'
 
-        # (1) pretraining, shared by every row that needs this (model, method)
-        pkey = (pmodel, method)
-        if pkey not in pretrain_steps:
-            given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
-            if given is not None:
-                pretrain_steps[pkey] = (None, given)
-            else:
-                wd = work_root / 'pretrain' / f'{pmodel}_{method}'
-                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
-                backbone = wd / 'backbone.safetensors'
-                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
-                    + (['--cfg-options', *opts] if opts else [])
-                deps = [data_step] if data_step is not None else []
-                st = stamped(wd / 'pretrain.argv.json', argv, deps)
-                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
-                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
-                argv[3:3] = ['--resume'] if resume else []
-                cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
-                                   f'pretrain-{pmodel}-{method}', wd)
-                batch = _load_config(pconfig, opts).train_dataloader.get('batch_size')
-                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
-                             deps=deps, script='train', argv=argv, command=cmd, env=env,
-                             gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS, batch=batch, resume=resume, **st))
-                pretrain_steps[pkey] = (i, backbone)
+        # (1) pretraining, shared by every row that needs this (model, method); a demo TokenMix pretraining
+        # first makes its label maps with the demo baseline as teacher (the paper's label source)
+        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+        maps = label_maps_step() if demo and method == 'tokenmix' and given is None else None
+        pkey = pretrain_step(pmodel, pconfig, method, maps)
         p_idx, backbone = pretrain_steps[pkey]
         if p_idx is not None:
             steps[p_idx].rows.append(label)
