@@ -370,3 +370,19 @@ def test_classifier_passes_label_maps_to_tokenmix():
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match='label maps'):
         m(x, y, mode='loss')
+
+
+def test_demo_plan_makes_label_maps_with_the_baseline_before_tokenmix(tmp_path):
+    from mixseg.reproduce.plan import make_plan
+    steps = make_plan(['C'], methods=['tokenmix'], demo=True, launcher='none', work_root=tmp_path / 'w',
+                      data_root=tmp_path / 'data')
+    by_name = {s.name: i for i, s in enumerate(steps)}
+    maps = steps[by_name['label-maps_vit-nano_baseline']]
+    teacher = by_name['pretrain_vit-nano_baseline']
+    tokenmix = steps[by_name['pretrain_vit-nano_tokenmix']]
+    assert maps.kind == 'maps' and maps.script == 'make_label_maps' and teacher in maps.deps
+    assert '--config' in maps.argv and maps.argv[maps.argv.index('--checkpoint') + 1].endswith('epoch_12.pth')
+    assert by_name['label-maps_vit-nano_baseline'] in tokenmix.deps
+    out = maps.argv[1]
+    assert f'train_dataloader.dataset.label_map_root={out}' in tokenmix.argv
+    assert all(s.needed for s in (maps, steps[teacher], tokenmix))
