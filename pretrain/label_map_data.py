@@ -10,18 +10,20 @@ the maps to the token grid on the batch's device (:func:`pretrain.mix.tokenmix.c
 A config switches a TokenMix run to label maps with
 ``train_dataloader = dict(dataset=dict(type='ImageNetFolderWithLabelMaps', label_map_root=...))`` on top of the
 ImageNet data config: the pipeline's ``TimmTransform`` is replaced by its recording twin, the rest is unchanged.
-Photometric steps after the crop (colour jitter, random erasing) and the repeated-augmentation sampler (each copy is
-its own crop, recorded separately) need nothing more. RandAugment's geometric operations (rotate, shear, translate)
-move pixels within the crop without moving the map; the official code warps the map with them (it runs RandAugment
-before the crop). They are small (≤ 30°, ≤ 0.3 shear, ≤ 45 % translate at magnitude 9 + noise) and applied with
-probability 0.5 each; not modelled here.
+Photometric steps (colour jitter, RandAugment's colour operations, random erasing) and the repeated-augmentation
+sampler (each copy is its own crop, recorded separately) need nothing more. RandAugment's geometric operations
+(rotate, shear, translate) move pixels: they are recorded as one affine map of the crop (``results['affine']``, the
+2×3 ``theta`` of ``F.affine_grid``), which TokenMix applies to the cropped map, as the official code warps its map
+with them (it runs RandAugment on the full image before the crop; here it runs on the crop, timm's order).
 """
 from __future__ import annotations
 
+import math
 import os.path as osp
 import random
 from typing import Optional
 
+import numpy as np
 import torch
 from torchvision.transforms import functional as TF
 
@@ -29,7 +31,44 @@ from .data import ImageNetFolder, TimmTransform
 from .label_maps import LabelMapFolder, MissingLabelMapError
 from .registry import DATASETS, TRANSFORMS
 
-__all__ = ['TimmTransformWithCoords', 'ImageNetFolderWithLabelMaps']
+__all__ = ['TimmTransformWithCoords', 'ImageNetFolderWithLabelMaps', 'geometric_affine']
+
+# RandAugment operations that move pixels (timm auto_augment names), all PIL affine transforms of the image
+GEOMETRIC_OPS = ('Rotate', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'TranslateXRel', 'TranslateYRel')
+
+
+def geometric_affine(name: str, args: tuple, size: tuple) -> np.ndarray:
+    """3×3 map from output to input pixel coordinates of one timm geometric op (PIL's AFFINE convention)."""
+    W, H = size
+    a = float(args[0])
+    m = np.eye(3)
+    if name == 'ShearX':
+        m[0, 1] = a
+    elif name == 'ShearY':
+        m[1, 0] = a
+    elif name in ('TranslateX', 'TranslateXRel'):
+        m[0, 2] = a * W if name.endswith('Rel') else a
+    elif name in ('TranslateY', 'TranslateYRel'):
+        m[1, 2] = a * H if name.endswith('Rel') else a
+    elif name == 'Rotate':  # PIL Image.rotate: counter-clockwise about (W/2, H/2)
+        t = -math.radians(a)
+        c, s = math.cos(t), math.sin(t)
+        cx, cy = W / 2., H / 2.
+        m[:2] = [[c, s, cx - c * cx - s * cy], [-s, c, cy + s * cx - c * cy]]
+    else:
+        raise ValueError(f'not a geometric op: {name}')
+    return m
+
+
+class _RecordOp:
+    """Calls a RandAugment op's function and records what it did (picklable: worker processes get a copy)."""
+
+    def __init__(self, name, fn, log):
+        self.name, self.fn, self.log = name, fn, log
+
+    def __call__(self, img, *args, **kwargs):
+        self.log.append(geometric_affine(self.name, args, img.size))
+        return self.fn(img, *args, **kwargs)
 
 
 @TRANSFORMS.register_module()
@@ -57,11 +96,18 @@ class TimmTransformWithCoords(TimmTransform):
         if any(isinstance(t, T.RandomVerticalFlip) for t in steps):
             raise ValueError('TimmTransformWithCoords: vertical flips are not recorded (vflip=0)')
         self.steps = steps
+        self._moves: list = []  # affine maps of the geometric RandAugment ops of the current call, in order
+        for t in steps:
+            for op in getattr(t, 'ops', ()):  # timm RandAugment / AutoAugment sub-policies hold AugmentOps
+                for o in (op if isinstance(op, (list, tuple)) else [op]):
+                    if getattr(o, 'name', None) in GEOMETRIC_OPS:
+                        o.aug_fn = _RecordOp(o.name, o.aug_fn, self._moves)
 
     def __call__(self, results: dict) -> dict:
         from torchvision import transforms as T
         img = results['img']
         box, flip = None, False
+        self._moves.clear()
         for t in self.steps:
             if isinstance(t, self._crop_types):
                 W, H = img.size
@@ -79,7 +125,25 @@ class TimmTransformWithCoords(TimmTransform):
         results['img'] = img
         results['crop_box'] = torch.tensor(box, dtype=torch.float32)
         results['flip'] = torch.tensor(flip)
+        results['affine'] = self._theta()
         return results
+
+    def _theta(self) -> torch.Tensor:
+        """The recorded ops as one ``F.affine_grid`` theta (output → input in [-1, 1] coordinates, 2×3)."""
+        m = np.eye(3)
+        for step in self._moves:  # out_k(p) = out_{k-1}(M_k p): the first op's map applies last
+            m = m @ step
+        if self._moves:
+            W, H = self._size
+            S = np.array([[W / 2., 0, W / 2.], [0, H / 2., H / 2.], [0, 0, 1.]])
+            m = np.linalg.inv(S) @ m @ S
+        return torch.from_numpy(m[:2]).float()
+
+    @property
+    def _size(self):
+        size = self.kwargs.get('input_size', 224)
+        size = size[-2:] if isinstance(size, (tuple, list)) else (size, size)
+        return int(size[1]), int(size[0])  # (W, H)
 
 
 @DATASETS.register_module()
@@ -128,4 +192,5 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
         results = self.pipeline(results)
         label_map = self.store.load(info['img_path'])
         return dict(inputs=results['img'], data_samples=results['gt_label'],
-                    label_maps=dict(maps=label_map, boxes=results['crop_box'], flip=results['flip']))
+                    label_maps=dict(maps=label_map, boxes=results['crop_box'], flip=results['flip'],
+                                    affine=results['affine']))

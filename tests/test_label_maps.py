@@ -302,10 +302,10 @@ def _blob_tree(root, n=4, size=96):
     return root
 
 
-def _dataset(root, **kw):
+def _dataset(root, auto_augment=None, **kw):
     from pretrain.label_map_data import ImageNetFolderWithLabelMaps
     pipe = [dict(type='TimmTransform', input_size=64, is_training=True, scale=(0.2, 1.0), interpolation='bilinear',
-                 auto_augment=None, color_jitter=None, re_prob=0.0)]
+                 auto_augment=auto_augment, color_jitter=None, re_prob=0.0)]
     return ImageNetFolderWithLabelMaps(data_root=str(root), split='train', pipeline=pipe,
                                        label_map_root=str(root / 'maps'), **kw)
 
@@ -323,9 +323,11 @@ def test_dataset_delivers_the_map_of_the_crop_the_image_shows(tmp_path):
     for trial in range(24):
         batch = default_collate([ds[trial % 4]])
         lm = batch['label_maps']
-        bright = batch['inputs'][0, 0].view(8, 8, 8, 8).mean((1, 3)).flatten()  # the square after crop and flip
+        # the white square after crop and flip (normalised: white 2.2, black -2.1)
+        bright = (batch['inputs'][0, 0] > 1.).float().view(8, 8, 8, 8).mean((1, 3)).flatten()
         if bright.max() - bright.min() < 0.5:
             continue  # the crop missed the square (or holds only it)
+        assert torch.equal(lm['affine'][0], torch.tensor([[1., 0, 0], [0, 1, 0]]))  # no geometric op here
         a = crop_label_maps(lm, batch['data_samples'], (8, 8))[0]
         right.append(torch.corrcoef(torch.stack([a, bright]))[0, 1])
         if lm['flip'][0]:  # the same map without the recorded flip
@@ -334,6 +336,35 @@ def test_dataset_delivers_the_map_of_the_crop_the_image_shows(tmp_path):
     assert len(right) >= 12 and len(wrong) >= 3
     assert torch.stack(right).min() > 0.8 and torch.stack(right).mean() > 0.9
     assert torch.stack(wrong).mean() < 0.5
+
+
+def test_map_follows_randaugment_rotate_shear_translate(tmp_path):
+    from torch.utils.data import default_collate
+
+    from pretrain.label_map_data import GEOMETRIC_OPS, TimmTransformWithCoords
+    root = _blob_tree(tmp_path)
+    ds = _dataset(root, auto_augment='rand-m9-n2-mstd0.5', check_maps=False)
+    tt = next(t for t in ds.pipeline.transforms if isinstance(t, TimmTransformWithCoords))
+    ra = next(t for t in tt.steps if hasattr(t, 'ops'))
+    ra.ops = [o for o in ra.ops if o.name in GEOMETRIC_OPS]  # only the ops that move pixels, always applied
+    assert {o.name for o in ra.ops} == {'Rotate', 'ShearX', 'ShearY', 'TranslateXRel', 'TranslateYRel'}
+    for o in ra.ops:
+        o.prob = 1.0
+    torch.manual_seed(0)
+    np.random.seed(0)
+    right, unwarped = [], []
+    for trial in range(24):
+        batch = default_collate([ds[trial % 4]])
+        lm = batch['label_maps']
+        bright = (batch['inputs'][0, 0] > 1.).float().view(8, 8, 8, 8).mean((1, 3)).flatten()
+        if bright.max() - bright.min() < 0.5:
+            continue
+        a = crop_label_maps(lm, batch['data_samples'], (8, 8))[0]
+        right.append(torch.corrcoef(torch.stack([a, bright]))[0, 1])
+        a = crop_label_maps(dict(lm, affine=None), batch['data_samples'], (8, 8))[0]
+        unwarped.append(torch.corrcoef(torch.stack([a, bright]))[0, 1].nan_to_num(0.))
+    right, unwarped = torch.stack(right), torch.stack(unwarped)
+    assert len(right) >= 10 and right.mean() > 0.85 and right.mean() > unwarped.mean() + 0.2
 
 
 def test_pipeline_records_the_same_crop_timm_draws():

@@ -12,7 +12,8 @@ warm-up rounds; the table gives the median step time and its ratio to CutMix. Co
     mixpro          MixPro's MaskMix batch with PAL (probe on, λ from attention and logits)
     tokenmix        TokenMix as the paper runs it: labels from teacher label maps (B×2×k×H×W, TokenLabeling layout,
                     already on the device as the loader delivers them), cropped to each sample's box and flip by
-                    RoIAlign at the token grid inside the step; probe off
+                    RoIAlign at the token grid (and warped by the recorded RandAugment rotation) inside the step;
+                    probe off
     tokenmix-attn   TokenMix with the model's own class attention on the clean images (OpenMixup's substitute: an
                     extra no-grad forward) as the source
 
@@ -74,7 +75,12 @@ def random_label_maps(batch, num_classes, size, topk, device, generator):
     lo = torch.rand(batch, 2, generator=generator) * 0.5
     boxes = torch.cat([lo, lo + 0.3 + torch.rand(batch, 2, generator=generator) * 0.2], 1)
     flip = torch.rand(batch, generator=generator) < 0.5
-    return {k: v.to(device) for k, v in dict(maps=torch.stack([scores, index], 1), boxes=boxes, flip=flip).items()}
+    # RandAugment's geometric ops as the pipeline records them (here: a small rotation each)
+    t = (torch.rand(batch, generator=generator) - 0.5) * 0.5
+    affine = torch.stack([torch.stack([t.cos(), -t.sin(), torch.zeros(batch)], 1),
+                          torch.stack([t.sin(), t.cos(), torch.zeros(batch)], 1)], 1)
+    return {k: v.to(device) for k, v in dict(maps=torch.stack([scores, index], 1), boxes=boxes, flip=flip,
+                                             affine=affine).items()}
 
 
 def main(argv=None):

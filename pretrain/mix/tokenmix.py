@@ -143,10 +143,13 @@ class CropLabelMaps:
         indices (stored as floats), on the teacher's H×W grid over the whole image.
     boxes: B×4 float, the RandomResizedCrop box (x1, y1, x2, y2) as fractions of the image width / height.
     flip: B bool, whether the crop was flipped horizontally afterwards.
+    affine: optional B×2×3, the geometric RandAugment operations applied after the flip, as the ``theta`` of
+        ``F.affine_grid`` (output → input, [-1, 1] coordinates); None: none.
     """
     maps: torch.Tensor
     boxes: torch.Tensor
     flip: torch.Tensor
+    affine: Optional[torch.Tensor] = None
 
     @classmethod
     def of(cls, obj: Union['CropLabelMaps', Mapping]) -> 'CropLabelMaps':
@@ -156,7 +159,7 @@ class CropLabelMaps:
         if not isinstance(obj, Mapping) or not {'maps', 'boxes', 'flip'} <= set(obj):
             raise ValueError(f'label_maps must be CropLabelMaps or a dict with maps/boxes/flip, got '
                              f'{type(obj).__name__} {sorted(obj) if isinstance(obj, Mapping) else ""}')
-        return cls(obj['maps'], obj['boxes'], obj['flip'])
+        return cls(obj['maps'], obj['boxes'], obj['flip'], obj.get('affine'))
 
 
 def crop_label_maps(label_maps: Union[CropLabelMaps, Mapping], labels: torch.Tensor, grid: Tuple[int, int],
@@ -167,7 +170,9 @@ def crop_label_maps(label_maps: Union[CropLabelMaps, Mapping], labels: torch.Ten
     The official code scatters the top-k into a dense B×C×H×W map and RoIAligns all C channels; RoIAlign is
     linear per channel, so taking the ground-truth channel first (Σ_k score_k·[index_k = y]) and aligning only it
     gives the same numbers at 1/C of the work. RoIAlign as the official ``get_label``: torchvision ``roi_align``,
-    ``aligned=False``, adaptive sampling, box = fraction·size − 0.5 in map cells.
+    ``aligned=False``, adaptive sampling, box = fraction·size − 0.5 in map cells. Geometric RandAugment operations
+    recorded by the pipeline (``affine``) then move the token-grid map as they moved the image (bilinear, zeros
+    outside; the official code warps its map by nearest neighbour before the crop).
 
     box_order: 'xyxy' puts x on the map's width as the crop had it. 'official' reproduces the released code
         (ReLabel → TokenLabeling → TokenMix): it records the box as (top, left, bottom, right) and hands it to
@@ -204,6 +209,10 @@ def crop_label_maps(label_maps: Union[CropLabelMaps, Mapping], labels: torch.Ten
                     aligned=False)[:, 0]
     if box_order == 'xyxy':
         out = torch.where(flip.view(B, 1, 1), out.flip(-1), out)
+    if lm.affine is not None:  # RandAugment's rotate / shear / translate, as the image had them (zeros outside)
+        theta = lm.affine.to(out.device, torch.float32)
+        grid_ = F.affine_grid(theta, [B, 1, *out.shape[-2:]], align_corners=False)
+        out = F.grid_sample(out.unsqueeze(1), grid_, mode='bilinear', padding_mode='zeros', align_corners=False)[:, 0]
     out = out.flatten(1)
     return out / (out.sum(1, keepdim=True) + 1e-8)
 
