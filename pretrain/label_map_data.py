@@ -19,7 +19,6 @@ with them (it runs RandAugment on the full image before the crop; here it runs o
 from __future__ import annotations
 
 import math
-import os.path as osp
 import random
 from typing import Optional
 
@@ -28,7 +27,7 @@ import torch
 from torchvision.transforms import functional as TF
 
 from .data import ImageNetFolder, TimmTransform
-from .label_maps import LabelMapFolder, MissingLabelMapError
+from .label_maps import MissingLabelMapError, open_label_maps
 from .registry import DATASETS, TRANSFORMS
 
 __all__ = ['TimmTransformWithCoords', 'ImageNetFolderWithLabelMaps', 'geometric_affine']
@@ -152,7 +151,8 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
 
     Args:
         label_map_root: folder of label maps in the TokenLabeling layout (``<root>/<class>/<stem>.pt``), e.g. the
-            published NFNet-F6 maps or the output of ``tools/make_label_maps.py``.
+            published NFNet-F6 maps or the output of ``tools/make_label_maps.py``, or a pack of them
+            (``tools/pack_label_maps.py``).
         check_maps: at start, check that every image has a map file and name the missing ones (one ``stat`` per
             image); otherwise a missing map is found when its image is drawn. Either way it is an error naming the
             image.
@@ -164,7 +164,7 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
         if not label_map_root:
             raise ValueError('ImageNetFolderWithLabelMaps needs label_map_root (the teacher label maps; make them '
                              'with tools/make_label_maps.py)')
-        self.store = LabelMapFolder(label_map_root)
+        self.store = open_label_maps(label_map_root)  # a TokenLabeling folder or a pack of it
         self.check_maps = check_maps
         super().__init__(*args, **kwargs)
         steps = self.pipeline.transforms
@@ -178,7 +178,7 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
     def load_data_list(self) -> list[dict]:
         data_list = super().load_data_list()
         if self.check_maps:
-            missing = [d['img_path'] for d in data_list if not osp.isfile(self.store.path(d['img_path']))]
+            missing = [d['img_path'] for d in data_list if not self.store.has(d['img_path'])]
             if missing:
                 raise MissingLabelMapError(
                     f'{len(missing)} of {len(data_list)} images have no label map under {self.store.root}, e.g. '

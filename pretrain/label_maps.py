@@ -11,9 +11,12 @@ the ground-truth channel (:func:`pretrain.mix.tokenmix.crop_label_maps`).
 The reader loads with ``torch.load(weights_only=True)`` (a tensor, nothing else is accepted) and checks shape and
 indices; a missing or corrupt file is a :class:`LabelMapError` naming the image and the file.
 
-One file per image is what the published maps are; a run reads one ~1-3 kB file per sample, which local disks and
-page caches serve well. (A packed, memory-mapped variant would help only on file systems that are slow on many
-small files; it is not provided, the per-file layout is the one the published maps and the official code use.)
+**Packed variant** (:func:`pack_label_maps`, CLI ``tools/pack_label_maps.py``; read by :class:`LabelMapPack`): the
+same tensors in two memory-mapped ``.npy`` arrays (scores float16, indices int16) and a JSON index. For large runs:
+ImageNet's 1.28 M map files become 3 files, so a network or parallel file system serves one open instead of one
+per sample, a worker reads a map as a slice of a page-cached array instead of unpacking a zip (``torch.save``'s
+format) per sample, and copying the maps to a node's local disk is one transfer. Values are identical (float16 as
+stored). :func:`open_label_maps` picks the reader from what the folder holds.
 
 **Generator** (:func:`generate_label_maps`, CLI ``tools/make_label_maps.py``): any local teacher — a timm CNN
 (classifier applied at every location of the last feature map: the class activation map of every class, plus the
@@ -34,9 +37,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['LabelMapError', 'MissingLabelMapError', 'label_map_path', 'read_label_map', 'write_label_map',
-           'LabelMapFolder', 'DenseTeacher', 'build_teacher', 'shard_of', 'list_images', 'generate_label_maps']
+           'LabelMapFolder', 'LabelMapPack', 'open_label_maps', 'pack_label_maps', 'DenseTeacher', 'build_teacher',
+           'shard_of', 'list_images', 'generate_label_maps']
 
 SUFFIX = '.pt'
+PACK_INDEX = 'label_maps_pack.json'  # written last: its presence marks a complete pack
 
 
 class LabelMapError(RuntimeError):
@@ -114,8 +119,128 @@ class LabelMapFolder:
     def load(self, img_path: str) -> torch.Tensor:
         return read_label_map(self.path(img_path), img_path, self.num_classes)
 
+    def has(self, img_path: str) -> bool:
+        return osp.isfile(self.path(img_path))
+
     def __repr__(self):
         return f'{type(self).__name__}({self.root!r})'
+
+
+def _key(img_path: str) -> str:
+    """``<class folder>/<image stem>``: how both layouts name an image's map."""
+    return f'{osp.basename(osp.dirname(img_path))}/{osp.splitext(osp.basename(img_path))[0]}'
+
+
+class LabelMapPack:
+    """Label maps packed into memory-mapped arrays (:func:`pack_label_maps`); same ``load`` as
+    :class:`LabelMapFolder`. The arrays are opened lazily in each process (a data-loader worker maps them itself)."""
+
+    def __init__(self, root: str, num_classes: Optional[int] = None):
+        index = osp.join(root, PACK_INDEX)
+        try:
+            with open(index) as f:
+                meta = json.load(f)
+            self.keys = {k: i for i, k in enumerate(meta['keys'])}
+            self.shape = tuple(meta['shape'])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise LabelMapError(f'{index}: not a label-map pack index ({type(e).__name__}: {e})') from e
+        self.root, self.num_classes, self.max_index = root, num_classes, meta.get('max_index')
+        if num_classes is not None and self.max_index is not None and self.max_index >= num_classes:
+            raise LabelMapError(f'{index}: class index {self.max_index} outside the {num_classes} classes')
+        self._arrays = None
+
+    def __getstate__(self):
+        return {**self.__dict__, '_arrays': None}
+
+    def _open(self):
+        import numpy as np
+        if self._arrays is None:
+            arrays = []
+            for name in ('scores.npy', 'indices.npy'):
+                path = osp.join(self.root, name)
+                try:
+                    a = np.load(path, mmap_mode='r', allow_pickle=False)
+                except (OSError, ValueError) as e:
+                    raise LabelMapError(f'{path}: cannot be mapped ({type(e).__name__}: {e})') from e
+                if a.shape != (len(self.keys), *self.shape):
+                    raise LabelMapError(f'{path}: shape {a.shape}, the index says {(len(self.keys), *self.shape)}')
+                arrays.append(a)
+            self._arrays = arrays
+        return self._arrays
+
+    def path(self, img_path: str) -> str:
+        return f'{self.root}::{_key(img_path)}'
+
+    def has(self, img_path: str) -> bool:
+        return _key(img_path) in self.keys
+
+    def load(self, img_path: str) -> torch.Tensor:
+        i = self.keys.get(_key(img_path))
+        if i is None:
+            raise MissingLabelMapError(f'no label map for image {img_path}: {_key(img_path)} is not in the pack '
+                                       f'{self.root}')
+        scores, indices = self._open()
+        return torch.stack([torch.from_numpy(scores[i].astype('float32')),
+                            torch.from_numpy(indices[i].astype('float32'))])
+
+    def __repr__(self):
+        return f'{type(self).__name__}({self.root!r}, {len(self.keys)} maps)'
+
+
+def open_label_maps(root: str, num_classes: Optional[int] = None):
+    """:class:`LabelMapPack` when ``root`` holds a pack index, else :class:`LabelMapFolder`."""
+    if osp.isfile(osp.join(root, PACK_INDEX)):
+        return LabelMapPack(root, num_classes)
+    return LabelMapFolder(root, num_classes)
+
+
+def pack_label_maps(src: str, dst: str, num_classes: Optional[int] = None, progress: bool = True) -> dict:
+    """Pack the TokenLabeling folder ``src`` (``<class>/<stem>.pt``) into ``dst`` (scores.npy, indices.npy, index).
+
+    Every file is read with :func:`read_label_map` (safe, checked); all maps must have one shape. The arrays are
+    written under temporary names and renamed, the index last, so an interrupted run leaves no pack that reads as
+    complete. Returns the index.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from mixseg.checkpoint import atomic_write_text
+    files = sorted(osp.join(c, f) for c in sorted(os.listdir(src)) if osp.isdir(osp.join(src, c))
+                   for f in os.listdir(osp.join(src, c)) if f.endswith(SUFFIX))
+    if not files:
+        raise MissingLabelMapError(f'{src}: no label maps (<class>/<stem>{SUFFIX})')
+    os.makedirs(dst, exist_ok=True)
+    first = read_label_map(osp.join(src, files[0]), num_classes=num_classes)
+    shape = tuple(first.shape[1:])
+    tmp = {n: osp.join(dst, f'.{n}.part') for n in ('scores.npy', 'indices.npy')}
+    scores = np.lib.format.open_memmap(tmp['scores.npy'], mode='w+', dtype=np.float16, shape=(len(files), *shape))
+    indices = np.lib.format.open_memmap(tmp['indices.npy'], mode='w+', dtype=np.int16, shape=(len(files), *shape))
+    max_index = 0
+    try:
+        for i, rel in enumerate(tqdm(files, desc='pack label maps', unit='map', disable=not progress)):
+            path = osp.join(src, rel)
+            t = read_label_map(path, num_classes=num_classes)
+            if tuple(t.shape[1:]) != shape:
+                raise LabelMapError(f'{path}: shape {tuple(t.shape)}, the first map {files[0]} has {(2, *shape)}: '
+                                    f'a pack holds maps of one shape')
+            if int(t[1].max()) > np.iinfo(np.int16).max:
+                raise LabelMapError(f'{path}: class index {int(t[1].max())} does not fit the pack\'s int16')
+            scores[i] = t[0].numpy().astype(np.float16)
+            indices[i] = t[1].numpy().astype(np.int16)
+            max_index = max(max_index, int(t[1].max()))
+        scores.flush(), indices.flush()
+        del scores, indices
+        for name, part in tmp.items():
+            os.replace(part, osp.join(dst, name))
+    except BaseException:
+        for part in tmp.values():
+            if osp.exists(part):
+                os.unlink(part)
+        raise
+    meta = dict(format='tokenlabeling-pack-1', keys=[osp.splitext(f)[0] for f in files], shape=list(shape),
+                max_index=max_index, source=osp.abspath(src))
+    atomic_write_text(osp.join(dst, PACK_INDEX), json.dumps(meta))
+    return meta
 
 
 # --- generating maps --------------------------------------------------------------------------------------------

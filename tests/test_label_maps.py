@@ -417,3 +417,31 @@ def test_demo_plan_makes_label_maps_with_the_baseline_before_tokenmix(tmp_path):
     out = maps.argv[1]
     assert f'train_dataloader.dataset.label_map_root={out}' in tokenmix.argv
     assert all(s.needed for s in (maps, steps[teacher], tokenmix))
+
+
+def test_pack_holds_the_same_maps_and_the_dataset_reads_it(tmp_path):
+    from pretrain.label_maps import LabelMapFolder, LabelMapPack, open_label_maps, pack_label_maps
+    images = make_tree(tmp_path / 'train')
+    generate_label_maps(tiny_vit(), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0, device='cpu',
+                        rank=0, world_size=1, progress=False)
+    meta = pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack'), num_classes=4, progress=False)
+    assert len(meta['keys']) == 6 and sorted(p.name for p in (tmp_path / 'pack').iterdir()) == [
+        'indices.npy', 'label_maps_pack.json', 'scores.npy']
+    folder, pack = open_label_maps(str(tmp_path / 'maps')), open_label_maps(str(tmp_path / 'pack'))
+    assert isinstance(folder, LabelMapFolder) and isinstance(pack, LabelMapPack)
+    for img in sorted(images.rglob('*.png')):
+        assert torch.equal(folder.load(str(img)), pack.load(str(img)))
+    import pickle
+    assert pickle.loads(pickle.dumps(pack))._arrays is None  # workers map the arrays themselves
+    with pytest.raises(MissingLabelMapError, match=r'other/x\.png'):
+        pack.load('/d/other/x.png')
+    from pretrain.label_map_data import ImageNetFolderWithLabelMaps
+    ds = ImageNetFolderWithLabelMaps(
+        data_root=str(tmp_path), split='train', label_map_root=str(tmp_path / 'pack'),
+        pipeline=[dict(type='TimmTransform', input_size=32, is_training=True, re_prob=0.)])
+    assert torch.equal(ds[0]['label_maps']['maps'], folder.load(ds.get_data_info(0)['img_path']))
+    # a map of another shape cannot join a pack; nothing that reads as a pack is left behind
+    torch.save(torch.zeros(2, 5, 3, 3, dtype=torch.float16), tmp_path / 'maps/class0/odd.pt')
+    with pytest.raises(LabelMapError, match=r'odd\.pt.*one shape'):
+        pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack2'), progress=False)
+    assert not (tmp_path / 'pack2/label_maps_pack.json').exists() and not list((tmp_path / 'pack2').iterdir())
