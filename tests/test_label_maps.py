@@ -445,3 +445,45 @@ def test_pack_holds_the_same_maps_and_the_dataset_reads_it(tmp_path):
     with pytest.raises(LabelMapError, match=r'odd\.pt.*one shape'):
         pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack2'), progress=False)
     assert not (tmp_path / 'pack2/label_maps_pack.json').exists() and not list((tmp_path / 'pack2').iterdir())
+
+
+def _killed_run(images, out, n):
+    """Child process: generate maps and SIGKILL itself (no cleanup of any kind) in the middle of file n + 1."""
+    import signal
+
+    import pretrain.label_maps as lmod
+    from mixseg import checkpoint
+    real, count = checkpoint.atomic_write, [0]
+
+    def dying(path, write):
+        if count[0] == n:  # the temporary file is half written when the kill comes
+            def half(tmp):
+                with open(tmp, 'wb') as f:
+                    f.write(b'PK\x03\x04 half a zip')
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(path, half)
+        count[0] += 1
+        return real(path, write)
+
+    checkpoint.atomic_write = dying
+    torch.manual_seed(0)
+    lmod.generate_label_maps(tiny_vit(), images, out, img_size=32, batch_size=2, num_workers=0, device='cpu',
+                             rank=0, world_size=1, progress=False)
+
+
+def test_generator_resumes_after_sigkill(tmp_path):
+    import multiprocessing as mp
+    images = make_tree(tmp_path / 'train', per_class=4)
+    out = tmp_path / 'maps'
+    p = mp.get_context('fork').Process(target=_killed_run, args=(str(images), str(out), 5))
+    p.start()
+    p.join(120)
+    assert p.exitcode == -9
+    done = sorted(out.rglob('*.pt'))
+    assert len(done) == 5 and all(read_label_map(str(f)).shape[0] == 2 for f in done)  # only whole files
+    stamps = {f: f.stat().st_mtime_ns for f in done}
+    rep = generate_label_maps(tiny_vit(), str(images), str(out), img_size=32, batch_size=2, num_workers=0,
+                              device='cpu', rank=0, world_size=1, progress=False)
+    assert rep['skipped_existing'] == 5 and rep['written'] == 3
+    assert all(f.stat().st_mtime_ns == t for f, t in stamps.items())
+    assert len(list(out.rglob('*.pt'))) == 8
