@@ -15,8 +15,8 @@ indices; a missing or corrupt file is a :class:`LabelMapError` naming the image 
 same tensors in two memory-mapped ``.npy`` arrays (scores float16, indices int16) and a JSON index. For large runs:
 ImageNet's 1.28 M map files become 3 files, so a network or parallel file system serves one open instead of one
 per sample, a worker reads a map as a slice of a page-cached array instead of unpacking a zip (``torch.save``'s
-format) per sample, and copying the maps to a node's local disk is one transfer. Values are identical (float16 as
-stored). :func:`open_label_maps` picks the reader from what the folder holds.
+format) per sample, and copying the maps to a node's local disk is one transfer (measured on the demo's 400 maps,
+one CPU thread: 1.4 ms per map from files, 0.04 ms from the pack). Values are identical (float16 as stored). :func:`open_label_maps` picks the reader from what the folder holds.
 
 **Generator** (:func:`generate_label_maps`, CLI ``tools/make_label_maps.py``): any local teacher — a timm CNN
 (classifier applied at every location of the last feature map: the class activation map of every class, plus the
