@@ -3,9 +3,9 @@
 **Format** (TokenLabeling ``generate_label.py``, read by TokenLabeling's and TokenMix's ``DatasetTokenLabel``; the
 published NFNet-F6 maps, "label_top5_train_nfnet", are in it): one file per training image,
 ``<root>/<class folder>/<image stem>.pt``, holding a single tensor of shape ``2×k×H×W`` (float16):
-``[0]`` the teacher's top-k class scores at each location of its H×W output grid over the whole image (raw
-scores of the classifier applied at every location, no softmax), ``[1]`` the k class indices (stored as floats,
-exact up to 2048 classes). TokenMix scatters them into a dense map, RoIAligns it to each sample's crop and takes
+``[0]`` the teacher's top-k class scores at each location of its H×W output grid over the whole image (TokenLabeling's
+generator stores the raw scores of the classifier applied at every location), ``[1]`` the k class indices (stored
+as floats, exact up to 2048 classes). TokenMix scatters them into a dense map, RoIAligns it to each sample's crop and takes
 the ground-truth channel (:func:`pretrain.mix.tokenmix.crop_label_maps`).
 
 The reader loads with ``torch.load(weights_only=True)`` (a tensor, nothing else is accepted) and checks shape and
@@ -21,7 +21,10 @@ one CPU thread: 1.4 ms per map from files, 0.04 ms from the pack). Values are id
 **Generator** (:func:`generate_label_maps`, CLI ``tools/make_label_maps.py``): any local teacher — a timm CNN
 (classifier applied at every location of the last feature map: the class activation map of every class, plus the
 bias, as TokenLabeling's ``TokenLabelHead``) or a ViT/PVT (the head applied to every patch token) — on the whole
-image resized to the teacher's input size; top-k kept. Resumable (finished files are skipped; each file is written
+image resized to the teacher's input size; top-k kept. Scores: per-location class probabilities (softmax over the
+classes, default) or raw scores (``scores='logits'``, TokenLabeling's files). TokenMix takes the ground-truth
+channel as an activation map and divides by its sum without a clamp (the official rule): raw scores of a weak
+teacher are often negative (demo teacher after one epoch: Â in [-34, 30]), probabilities are not. Resumable (finished files are skipped; each file is written
 atomically), sharded over ranks (torchrun ``RANK``/``WORLD_SIZE`` or slurm ``SLURM_PROCID``/``SLURM_NTASKS``),
 unreadable images listed in a JSON report.
 """
@@ -400,12 +403,13 @@ def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str
                         topk: int = 5, map_size: Optional[int] = None, mean=(0.485, 0.456, 0.406),
                         std=(0.229, 0.224, 0.225), batch_size: int = 32, num_workers: int = 2,
                         device=None, rank: Optional[int] = None, world_size: Optional[int] = None,
-                        progress: bool = True, interpolation: str = 'bicubic') -> dict:
+                        progress: bool = True, interpolation: str = 'bicubic', scores: str = 'probs') -> dict:
     """Write a label map for every image of ``image_root`` (``<class>/<image>``) under ``out_root``.
 
     ``teacher``: a classifier (wrapped in :class:`DenseTeacher`) or a module giving B×C×h×w scores. Each image is
     resized whole (no crop: the map must cover the image the training crop is cut from) to ``img_size``², the
-    dense scores optionally average-pooled to ``map_size``², and the top ``topk`` classes kept. This rank takes
+    dense scores optionally average-pooled to ``map_size``², turned into per-location class probabilities
+    (``scores='probs'``) or kept raw (``'logits'``), and the top ``topk`` classes kept. This rank takes
     every ``world_size``-th image of the sorted list from ``rank`` on; images whose file exists are skipped
     (resume). Returns the report (also written to ``out_root/report[_rank<r>].json``): counts and the unreadable
     images with their errors.
@@ -414,6 +418,8 @@ def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str
     from tqdm import tqdm
 
     from mixseg.checkpoint import atomic_write_text
+    if scores not in ('probs', 'logits'):
+        raise ValueError(f"scores must be 'probs' or 'logits', got {scores!r}")
     if rank is None or world_size is None:
         rank, world_size = shard_of()
     device = local_device() if device is None else torch.device(device)
@@ -434,11 +440,12 @@ def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str
         for images, idx, bad in loader:
             unreadable += [dict(image=todo[i], error=err) for i, err in bad]
             if images is not None:
-                scores = dense(images.to(device))
-                if map_size is not None and tuple(scores.shape[-2:]) != (map_size, map_size):
-                    scores = F.adaptive_avg_pool2d(scores, map_size)
-                k = min(topk, scores.shape[1])
-                values, indices = scores.topk(k, dim=1)
+                out = dense(images.to(device))
+                if map_size is not None and tuple(out.shape[-2:]) != (map_size, map_size):
+                    out = F.adaptive_avg_pool2d(out, map_size)
+                if scores == 'probs':
+                    out = out.softmax(1)
+                values, indices = out.topk(min(topk, out.shape[1]), dim=1)
                 for j, i in enumerate(idx):
                     write_label_map(label_map_path(out_root, todo[i]), values[j], indices[j])
                 written += len(idx)
@@ -446,7 +453,7 @@ def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str
     bar.close()
     report = dict(image_root=osp.abspath(image_root), out_root=osp.abspath(out_root), rank=rank,
                   world_size=world_size, images_in_shard=len(mine), skipped_existing=len(mine) - len(todo),
-                  written=written, unreadable=unreadable, img_size=img_size, topk=topk,
+                  written=written, unreadable=unreadable, img_size=img_size, topk=topk, scores=scores,
                   seconds=round(time.perf_counter() - t0, 1))
     name = 'report.json' if world_size == 1 else f'report_rank{rank}.json'
     atomic_write_text(osp.join(out_root, name), json.dumps(report, indent=1))

@@ -168,6 +168,10 @@ def test_format_round_trips_through_generator_and_reader(kind, tmp_path):
     rep = generate_label_maps(net, str(images), str(tmp_path / 'maps'), img_size=32, topk=3, batch_size=4,
                               num_workers=0, device='cpu', rank=0, world_size=1, progress=False)
     assert rep['written'] == 6 and rep['unreadable'] == [] and rep['skipped_existing'] == 0
+    raw = generate_label_maps(net, str(images), str(tmp_path / 'raw'), img_size=32, topk=3, num_workers=0,
+                              device='cpu', rank=0, world_size=1, progress=False, scores='logits')
+    assert raw['scores'] == 'logits' and rep['scores'] == 'probs'
+    logits = read_label_map(str(tmp_path / 'raw/class1/img_2.pt'))
     assert json.loads((tmp_path / 'maps/report.json').read_text())['written'] == 6
     img = images / 'class1/img_2.png'
     path = tmp_path / 'maps/class1/img_2.pt'
@@ -183,8 +187,10 @@ def test_format_round_trips_through_generator_and_reader(kind, tmp_path):
                    T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])(Image.open(img).convert('RGB'))
     with torch.no_grad():
         dense = DenseTeacher(net)(x[None])[0]
-    v, i = dense.topk(3, dim=0)
-    assert torch.allclose(m[0], v.half().float()) and torch.equal(m[1].long(), i)
+    v, i = dense.softmax(0).topk(3, dim=0)  # default: per-location class probabilities
+    assert torch.allclose(m[0], v.half().float()) and torch.equal(m[1].long(), i) and (m[0] >= 0).all()
+    v, i = dense.topk(3, dim=0)  # scores='logits': TokenLabeling's raw scores
+    assert torch.allclose(logits[0], v.half().float()) and torch.equal(logits[1].long(), i)
     if kind == 'vit':  # the head applied to each patch token = the logits of that token alone
         with torch.no_grad():
             tokens = net.forward_features(x[None])[0, net.num_prefix_tokens:]

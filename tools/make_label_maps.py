@@ -32,6 +32,9 @@ def parse_args(argv=None):
     p.add_argument('--num-classes', type=int, default=None)
     p.add_argument('--img-size', type=int, default=None, help='teacher input size (default: the model\'s)')
     p.add_argument('--topk', type=int, default=5, help='classes kept per location (TokenLabeling: 5)')
+    p.add_argument('--scores', choices=('probs', 'logits'), default='probs',
+                   help='per-location class probabilities (default; non-negative, as TokenMix\'s sum-normalised '
+                        'map needs) or raw scores (TokenLabeling\'s generator)')
     p.add_argument('--map-size', type=int, default=None,
                    help='average-pool the score map to this size (default: the teacher\'s output grid)')
     p.add_argument('--batch-size', type=int, default=32)
@@ -59,7 +62,7 @@ def main(argv=None) -> int:
     report = generate_label_maps(teacher, args.images, args.out, img_size=inp['img_size'], topk=args.topk,
                                  map_size=args.map_size, mean=inp['mean'], std=inp['std'],
                                  batch_size=args.batch_size, num_workers=args.workers, device=args.device,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, scores=args.scores)
     print(f"rank {report['rank']}/{report['world_size']}: {report['written']} written, "
           f"{report['skipped_existing']} already there, {len(report['unreadable'])} unreadable "
           f"({report['seconds']} s) -> {args.out}")
