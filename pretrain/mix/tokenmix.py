@@ -321,10 +321,12 @@ class TokenMix(Mixer):
         each training image (TokenLabeling format, :mod:`pretrain.label_maps`), cropped and flipped as the image
         was and RoIAligned to the token grid (:func:`crop_label_maps`). ``mixed.needs == {'label_maps'}``: call
         ``targets(label_maps=...)`` with what :class:`pretrain.label_map_data.ImageNetFolderWithLabelMaps`
-        delivers. Cost: the map lookup is a B×k×H×W product and one single-channel RoIAlign (≈ CutMix's step).
+        delivers. Cost: the map lookup is a B×k×H×W product, one single-channel RoIAlign and (with RandAugment)
+        one grid sample: a train step as CutMix's (``tools/benchmark_mix.py``, DeiT-S batch 16, 2 CPU threads:
+        0.92× on a loaded machine; measured directly, mask placement + lookup add ~8 ms to a ~1 s step).
       * 'attention': the model's own class attention on the **clean** images — OpenMixup's substitute, not the
-        paper's method (not class-specific; an extra no-grad forward: 1.31× a CutMix step on DeiT-S batch 16, CPU,
-        ``tools/benchmark_mix.py``). ``mixed.needs == {'clean_attn'}``; call ``targets(attn=A_clean)`` with
+        paper's method (not class-specific; an extra no-grad forward: 1.31-1.33× a CutMix step on DeiT-S batch 16,
+        CPU, ``tools/benchmark_mix.py``). ``mixed.needs == {'clean_attn'}``; call ``targets(attn=A_clean)`` with
         B×(h·w); the partner's map is ``A_clean[partner]``.
       * 'teacher': a :class:`CAMTeacher` evaluated on the (cropped) clean images when mixing (teacher forward
         each step),
