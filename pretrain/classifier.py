@@ -49,7 +49,9 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
                 raise ValueError(f'label {hi if hi >= self.num_classes else lo} outside the model\'s '
                                  f'{self.num_classes} classes: does the dataset have more classes than '
                                  f'model.num_classes?')
-        return self.cast_data(dict(inputs=inputs, data_samples=labels))
+        # extra keys (the crop-aligned teacher label maps of pretrain.label_map_data) travel to the device as well
+        extra = {k: v for k, v in data.items() if k not in ('inputs', 'data_samples')}
+        return self.cast_data(dict(inputs=inputs, data_samples=labels, **extra))
 
 
 def _as_pair(x) -> tuple[int, int]:
@@ -186,16 +188,19 @@ class MixClassifier(BaseModel):
                              f'{self.method!r} cannot label its batches: {why}')
 
     # ------------------------------------------------------------------ mmengine entry points
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = 'tensor'):
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = 'tensor',
+                label_maps: Optional[dict] = None):
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            return self.loss(inputs, data_samples, label_maps=label_maps)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self.model(inputs)
         raise ValueError(f'invalid mode {mode!r} (loss / predict / tensor)')
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, label_maps: Optional[dict] = None) -> dict:
+        """``label_maps``: the batch's crop-aligned teacher label maps (TokenMix's 'label_maps' source), as
+        :class:`pretrain.label_map_data.ImageNetFolderWithLabelMaps` delivers them."""
         if labels is None:
             raise ValueError('training needs labels (data_samples)')
         mixed = self.mixer(inputs, labels)
@@ -207,7 +212,8 @@ class MixClassifier(BaseModel):
             logits, attn = self.probe(mixed.images)
         else:
             logits = self.model(mixed.images)
-        targets = mixed.targets(attn=attn, logits=logits if 'logits' in needs else None)
+        targets = mixed.targets(attn=attn, logits=logits if 'logits' in needs else None,
+                                label_maps=label_maps if 'label_maps' in needs else None)
         return dict(loss=self.loss_fn(logits, targets))  # float32 targets (also under AMP)
 
     @torch.no_grad()

@@ -312,12 +312,14 @@ def test_tokenmix_mixing(per_sample, mask_type):
     assert (mixed.lam_area > (98 - 14) / 196).all() and (mixed.lam_area <= 0.5).all()
     distinct = len({tuple(t.flatten().tolist()) for t in mixed.token_mask})
     assert (distinct > 1) == per_sample
-    assert mixed.needs == {'clean_attn'}
+    assert mixed.needs == {'label_maps'}  # the paper's source by default
+    assert TokenMix(C, source='attention').needs == {'clean_attn'}
 
 
 def test_tokenmix_targets_hand_computed():
     x, y = batch(B=2, size=32)
-    mixed = TokenMix(2, variant='official', min_block_tokens=1, extra_target_tokens=0, label_smoothing=0.1)(x, y)
+    mixed = TokenMix(2, variant='official', min_block_tokens=1, extra_target_tokens=0, label_smoothing=0.1,
+                     source='attention')(x, y)
     mixed = hand_batch(mixed, [[[1, 0], [0, 0]], [[0, 1], [1, 1]]], [0.25, 0.75], [0, 1], [1, 0])
     # clean attention; sample 1's map is not normalised (sums to 2.4) → Â_1 = [0.5, 0.25, 0.125, 0.125]
     attn = torch.tensor([[0.4, 0.3, 0.2, 0.1], [1.2, 0.6, 0.3, 0.3]])
@@ -400,7 +402,8 @@ def all_mixers(generator=None):
         CutMix(C, generator=generator), CutMix(C, mode='elem', generator=generator),
         TransMix(C, mode='elem', generator=generator), TransMix(C, label='attn', generator=generator),
         MaskMix(C, pal=True, generator=generator), MaskMix(C, mode='elem', generator=generator),
-        TokenMix(C, generator=generator), TokenMix(C, per_sample=True, mask_type='random', generator=generator),
+        TokenMix(C, source='attention', generator=generator),
+        TokenMix(C, source='attention', per_sample=True, mask_type='random', generator=generator),
     ]
 
 

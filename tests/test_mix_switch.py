@@ -81,7 +81,7 @@ def test_recipe_defaults():
     sw = tokenmix_recipe(C)
     tm = sw.mixers[1]
     assert isinstance(tm, TokenMix) and tm.mask_ratio == 0.5 and tm.min_block_tokens == 14
-    assert tm.aspect_range == (0.3, 1 / 0.3) and sw.needs == {'clean_attn'}
+    assert tm.aspect_range == (0.3, 1 / 0.3) and tm.source == 'label_maps' and sw.needs == {'label_maps'}
 
 
 def test_switch_propagates_patch_size_and_generator():

@@ -14,5 +14,5 @@ def test_benchmark_mix_times_every_configuration():
     tool = load_tool('benchmark_mix')
     times = tool.main(['--model', 'test_vit', '--batch', '2', '--img-size', '128', '--rounds', '1',
                        '--warmup', '0', '--num-classes', '10'])
-    assert list(times) == ['none', 'cutmix', 'cutmix+probe', 'transmix', 'mixpro', 'tokenmix']
+    assert list(times) == ['none', 'cutmix', 'cutmix+probe', 'transmix', 'mixpro', 'tokenmix', 'tokenmix-attn']
     assert all(len(t) == 1 and t[0] > 0 for t in times.values())

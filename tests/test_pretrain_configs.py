@@ -119,7 +119,9 @@ def check_mixer(m, method, cfg):
         assert members(m) == [('Mixup', 1 - r['switch_prob']), ('TokenMix', r['switch_prob'])]
         tm = m.mixers[1]
         assert tm.mask_ratio == r['tokenmix_ratio'] and tm.min_block_tokens == r['tokenmix_min_block']
-        assert tm.mask_type == 'block' and tm.source == 'attention'
+        assert tm.mask_type == 'block' and tm.source == 'label_maps'  # teacher label maps (the paper's source)
+        assert cfg.train_dataloader.dataset.type == 'ImageNetFolderWithLabelMaps'
+        assert cfg.train_dataloader.dataset.label_map_root == 'data/imagenet/label_top5_train_nfnet'
         assert cfg.model.loss.type == 'BinaryCrossEntropy'  # paper Table 11
     if method != 'tokenmix':
         assert cfg.model.loss.type == 'SoftTargetCrossEntropy'
@@ -178,6 +180,9 @@ def test_demo_configs_use_the_recipe_mixers():
         assert cfg.val_dataloader.dataset.data_root == 'data/demo/imagenet'
         assert cfg.default_scope == 'pretrain' and cfg.model.num_classes == 10
         assert cfg.model.arch == {'vit-nano': 'vit_tiny_patch16_224', 'pvt-nano': 'pvt_nano'}[arch]
+        if method == 'tokenmix':  # labels from teacher label maps, as the recipe
+            assert cfg.train_dataloader.dataset.type == 'ImageNetFolderWithLabelMaps'
+            assert cfg.train_dataloader.dataset.label_map_root
         if (arch, method) == ('pvt-nano', 'tokenmix'):  # 4×4 grid: smaller blocks, CE; otherwise the recipe
             assert cfg.model.method == 'tokenmix' and [m.type for m in cfg.model.mixer.mixers] == ['Mixup', 'TokenMix']
             continue

@@ -67,7 +67,8 @@ def test_state_dict_holds_the_timm_model_once():
     (dict(type='deit_mix'), None),
     (dict(type='transmix_recipe'), None),
     (dict(type='mixpro_recipe', maskmix_prob=1.0), None),
-    (dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2), dict(type='BinaryCrossEntropy', smoothing=0.0)),
+    (dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2, source='attention'),
+     dict(type='BinaryCrossEntropy', smoothing=0.0)),
 ], ids=['baseline', 'transmix', 'mixpro', 'tokenmix'])
 def test_training_step_every_method(spec, mixer, loss):
     m = make(spec, drop_path_rate=0.1, mixer=mixer, loss=loss)
@@ -121,7 +122,7 @@ def test_mixpro_pal_gets_attention_and_logits_with_gradient():
 
 
 def test_tokenmix_self_source_is_a_no_grad_eval_forward_of_the_clean_images():
-    m = make(drop_path_rate=0.2, mixer=dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2),
+    m = make(drop_path_rate=0.2, mixer=dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2, source='attention'),
              loss=dict(type='BinaryCrossEntropy', smoothing=0.0))
     assert isinstance(m.loss_fn, BinaryCrossEntropy)
     m.train()

@@ -36,6 +36,18 @@ def demo_cfg(name, work_dir, data_root, batch=8, epochs=1):
     return cfg
 
 
+@pytest.fixture(scope='module')
+def demo_label_maps(demo_data, tmp_path_factory):
+    """Label maps of the demo training images from a (random-init) demo ViT, as the demo makes them."""
+    from pretrain.label_maps import build_teacher, generate_label_maps
+    teacher, inp = build_teacher(config=str(ROOT / 'configs/demo/pretrain_vit-nano_baseline_demo.py'),
+                                 random_init=True)
+    out = tmp_path_factory.mktemp('label_maps')
+    generate_label_maps(teacher, str(demo_data / 'imagenet/train'), str(out), img_size=inp['img_size'],
+                        num_workers=0, device='cpu', rank=0, world_size=1, progress=False)
+    return out
+
+
 def check_backbone_file(path, runner, method):
     bf = load_backbone_file(path)
     meta = bf.meta
@@ -61,8 +73,11 @@ def check_backbone_file(path, runner, method):
     ('pretrain_pvt-nano_transmix_demo.py', 'transmix'),
     ('pretrain_pvt-nano_tokenmix_demo.py', 'tokenmix'),
 ])
-def test_demo_trains_evaluates_and_exports(name, method, demo_data, tmp_path):
-    runner = Runner.from_cfg(demo_cfg(name, tmp_path, demo_data / 'imagenet'))
+def test_demo_trains_evaluates_and_exports(name, method, demo_data, tmp_path, request):
+    cfg = demo_cfg(name, tmp_path, demo_data / 'imagenet')
+    if method == 'tokenmix':  # labels from teacher label maps
+        cfg.train_dataloader.dataset.label_map_root = str(request.getfixturevalue('demo_label_maps'))
+    runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 5  # 40 images, batch 8, one epoch
     bf = check_backbone_file(tmp_path / 'backbone.safetensors', runner, method)

@@ -10,7 +10,12 @@ warm-up rounds; the table gives the median step time and its ratio to CutMix. Co
     cutmix+probe    CutMix with the class-attention probe on (attention computed, not used): the probe's cost
     transmix        TransMix (probe on, λ from attention)
     mixpro          MixPro's MaskMix batch with PAL (probe on, λ from attention and logits)
-    tokenmix        TokenMix, own class attention on the clean images (extra no-grad forward) as the source
+    tokenmix        TokenMix as the paper runs it: labels from teacher label maps (B×2×k×H×W, TokenLabeling layout,
+                    already on the device as the loader delivers them), cropped to each sample's box and flip by
+                    RoIAlign at the token grid (and warped by the recorded RandAugment rotation) inside the step;
+                    probe off
+    tokenmix-attn   TokenMix with the model's own class attention on the clean images (OpenMixup's substitute: an
+                    extra no-grad forward) as the source
 
 Example:
     python tools/benchmark_mix.py --model deit_small_patch16_224 --batch 16 --img-size 224 --rounds 5
@@ -46,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument('--amp', action='store_true', help='bfloat16 autocast')
     p.add_argument('--only', nargs='+', default=None, help='subset of configurations (cutmix is always kept)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--map-size', type=int, default=14, help='label-map grid of the tokenmix row (H = W)')
+    p.add_argument('--map-topk', type=int, default=5, help='classes per location of the tokenmix row\'s maps')
     return p.parse_args(argv)
 
 
@@ -57,8 +64,24 @@ def build_configs(num_classes, patch_size, generator, input_unit=None):
         'cutmix+probe': (CutMix(**common), True),
         'transmix': (TransMix(**common), True),
         'mixpro': (MaskMix(pal=True, input_unit=input_unit, **common), True),
-        'tokenmix': (TokenMix(source='attention', **common), True),
+        'tokenmix': (TokenMix(source='label_maps', **common), False),
+        'tokenmix-attn': (TokenMix(source='attention', **common), True),
     }
+
+
+def random_label_maps(batch, num_classes, size, topk, device, generator):
+    """What the label-map loader delivers for a batch: top-k maps, crop boxes (x1, y1, x2, y2) and flips."""
+    scores = torch.rand(batch, topk, size, size, generator=generator)
+    index = torch.rand(batch, num_classes, size, size, generator=generator).argsort(1)[:, :topk].float()
+    lo = torch.rand(batch, 2, generator=generator) * 0.5
+    boxes = torch.cat([lo, lo + 0.3 + torch.rand(batch, 2, generator=generator) * 0.2], 1)
+    flip = torch.rand(batch, generator=generator) < 0.5
+    # RandAugment's geometric ops as the pipeline records them (here: a small rotation each)
+    t = (torch.rand(batch, generator=generator) - 0.5) * 0.5
+    affine = torch.stack([torch.stack([t.cos(), -t.sin(), torch.zeros(batch)], 1),
+                          torch.stack([t.sin(), t.cos(), torch.zeros(batch)], 1)], 1)
+    return {k: v.to(device) for k, v in dict(maps=torch.stack([scores, index], 1), boxes=boxes, flip=flip,
+                                             affine=affine).items()}
 
 
 def main(argv=None):
@@ -76,6 +99,8 @@ def main(argv=None):
     labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
     configs = build_configs(args.num_classes, probe.patch_size, torch.Generator().manual_seed(args.seed),
                             finest_stride(model, probe.patch_size))
+    label_maps = random_label_maps(args.batch, args.num_classes, args.map_size, args.map_topk, device,
+                                   torch.Generator().manual_seed(args.seed))
     if args.only:
         configs = {k: v for k, v in configs.items() if k in set(args.only) | {'cutmix'}}
 
@@ -94,7 +119,7 @@ def main(argv=None):
             logits, mixed_attn = probe(mixed.images, with_attn=probe_on and 'clean_attn' not in mixed.needs)
             if 'attn' in mixed.needs:
                 attn = mixed_attn
-            loss = criterion(logits.float(), mixed.targets(attn=attn, logits=logits))
+            loss = criterion(logits.float(), mixed.targets(attn=attn, logits=logits, label_maps=label_maps))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

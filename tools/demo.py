@@ -6,7 +6,8 @@
    complete),
 2. pretrains the demo backbones with the baseline (DeiT Mixup/CutMix) and each method — the demo ViT with
    baseline / TransMix / MixPro / TokenMix for segmentation, the demo PVT with baseline / TransMix / MixPro for
-   detection — one pretraining per (model, method), shared by all rows that need it,
+   detection — one pretraining per (model, method), shared by all rows that need it; TokenMix labels from
+   teacher label maps, made first with the demo baseline ViT as teacher (``tools/make_label_maps.py``),
 3. transfers them: Segmenter linear + mask decoders on the Pascal Context layout (table A), the mask decoder
    on the ADE20K layout (table C), Mask R-CNN on the COCO layout (table B),
 4. evaluates single-scale and multi-scale + flip (A, C) and prints the three tables in the papers' layouts,

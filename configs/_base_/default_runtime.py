@@ -1,8 +1,9 @@
 # Stage-1 (pretraining) runtime: mmengine Runner with the project's 'pretrain' registries.
 default_scope = 'pretrain'
-# the modules that register MixClassifier, ImageNetFolder, RepeatAugSampler, Accuracy, BackboneExportHook, mixers
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.metrics',
-                               'pretrain.export', 'pretrain.mixers'], allow_failed_imports=False)
+# the modules that register MixClassifier, ImageNetFolder(WithLabelMaps), RepeatAugSampler, Accuracy,
+# BackboneExportHook, mixers
+custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
+                               'pretrain.metrics', 'pretrain.export', 'pretrain.mixers'], allow_failed_imports=False)
 
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

@@ -265,12 +265,39 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                                       sched['data_size'], '--only', ','.join(datasets)]))
 
     pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+
+    def label_maps_step():
+        """Demo: label maps of the demo ImageNet training images, the demo baseline ViT as teacher (its final
+        training checkpoint, head included), made once; (step index, folder)."""
+        if 'maps' in label_maps:
+            return label_maps['maps']
+        teacher_cfg = DEMO_VIT.pretrain.format('baseline')
+        t_idx, _ = pretraining(DEMO_VIT.name, 'baseline', teacher_cfg, '', None)
+        ckpt = pretrain_final.get((DEMO_VIT.name, 'baseline'))
+        out = work_root / 'label_maps' / f'{DEMO_VIT.name}_baseline'
+        if t_idx is None or ckpt is None:
+            raise SystemExit('error: the demo TokenMix pretraining makes its label maps with the demo baseline '
+                             'ViT as teacher; a given baseline backbone file has no classifier head to do it')
+        from mixseg.demo_data import DATA_ROOTS
+        argv = [rel(data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
+                '--checkpoint', rel(ckpt), '--workers', '0', '--no-progress', '--device', 'cpu']
+        deps = [d for d in (data_step, t_idx) if d is not None]
+        i = add(Step('maps', f'label-maps_{DEMO_VIT.name}_baseline', f'label maps ({DEMO_VIT.name} baseline as '
+                     f'teacher)', [out / 'report.json'], deps=deps, script='make_label_maps', argv=argv,
+                     command=['python', 'tools/make_label_maps.py', *argv],
+                     **stamped(out / 'maps.argv.json', argv, deps)))
+        label_maps['maps'] = (i, out)
+        return label_maps['maps']
+    pretrain_final: dict = {}   # (model, method) -> its final training checkpoint
+    label_maps: dict = {}       # 'maps' -> (step index, folder) of the demo label maps
     train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
     test_steps: dict = {}       # (train key, tag) -> step index
 
-    def pretraining(pmodel: str, method: str, pconfig: Optional[str], missing: str, label: str) -> tuple:
+    def pretraining(pmodel: str, method: str, pconfig: Optional[str], missing: str, label: Optional[str],
+                    maps: Optional[tuple] = None) -> tuple:
         """(step index or None for a given file, backbone file) of the pretraining (pmodel, method), shared
-        by every row that needs it; ``pconfig`` None: no config (``missing`` says why), reported, not run."""
+        by every row that needs it; ``pconfig`` None: no config (``missing`` says why), reported, not run;
+        ``maps``: (label-map step, folder) a TokenMix pretraining reads; ``label`` None: needed by no row."""
         pkey = (pmodel, method)
         if pkey not in pretrain_steps:
             given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
@@ -284,6 +311,8 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 pretrain_steps[pkey] = (i, backbone)
             else:
                 opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
+                if maps is not None:
+                    opts.append(f'train_dataloader.dataset.label_map_root={rel(maps[1])}')
                 paper = paper_gpus(pconfig, PRETRAIN_GPUS)
                 n = n_gpus(paper)
                 cfg = _load_config(pconfig, opts)
@@ -291,7 +320,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 opts += extra
                 argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
                     + flags + (['--cfg-options', *opts] if opts else [])
-                deps = [data_step] if data_step is not None else []
+                deps = [d for d in (data_step, maps[0] if maps else None) if d is not None]
                 st = stamped(wd / 'pretrain.argv.json', argv, deps)
                 # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
                 resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
@@ -301,8 +330,9 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                              deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
                              batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
                 pretrain_steps[pkey] = (i, backbone)
+                pretrain_final[pkey] = wd / final_checkpoint_name(cfg)
         p_idx, backbone = pretrain_steps[pkey]
-        if p_idx is not None:
+        if p_idx is not None and label is not None:
             steps[p_idx].rows.append(label)
         return p_idx, backbone
 
@@ -338,8 +368,11 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             if not (ROOT / c).is_file():
                 raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
 
-        # (1) pretraining, shared by every row that needs this (model, method)
-        p_idx, backbone = pretraining(pmodel, method, pconfig, '', label)
+        # (1) pretraining, shared by every row that needs this (model, method); a demo TokenMix pretraining
+        # first makes its label maps with the demo baseline as teacher (the paper's label source)
+        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+        maps = label_maps_step() if demo and method == 'tokenmix' and given is None else None
+        p_idx, backbone = pretraining(pmodel, method, pconfig, '', label, maps)
 
         # (2) transfer training, one per (task, pretrained backbone)
         tkey = (task.name, pmodel, method)

@@ -100,14 +100,14 @@ def fmt_time(s: float) -> str:
 
 # Rough seconds per kind of step (demo, one core each) for the first ETA and for the order in which ready steps
 # start (pretrainings first as they unblock the rest, then the longest); the ETA then follows measured times.
-_GUESS = {'data': 15, 'pretrain-vit': 45, 'pretrain-pvt': 60, 'train-seg': 90, 'train-det': 100, 'test-ss-seg': 8,
-          'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'top1': 0}
-_KIND_ORDER = {'data': 0, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'top1': 4}
+_GUESS = {'data': 15, 'maps': 8, 'pretrain-vit': 45, 'pretrain-pvt': 60, 'train-seg': 90, 'train-det': 100,
+          'test-ss-seg': 8, 'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'top1': 0}
+_KIND_ORDER = {'data': 0, 'maps': 1, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'top1': 4}
 _PYTHON_KINDS = ('share', 'top1')   # instant steps done in Python: no command to print
 
 
 def _group(step: 'Step') -> str:
-    if step.kind in ('data', 'share', 'top1'):
+    if step.kind in ('data', 'share', 'top1', 'maps'):
         return step.kind
     if step.kind == 'pretrain':
         return 'pretrain-pvt' if 'pvt' in step.name else 'pretrain-vit'

@@ -16,12 +16,12 @@ STALE = 'options changed: starts over'
 
 @dataclass
 class Step:
-    kind: str                      # 'data' | 'pretrain' | 'train' | 'test' | 'share' | 'top1'
+    kind: str                      # 'data' | 'maps' | 'pretrain' | 'train' | 'test' | 'share' | 'top1'
     name: str                      # unique, used for the log file
     title: str                     # what the progress line says
     outputs: list                  # Paths: all present → the step is done
     deps: list = field(default_factory=list)        # indices of steps this one needs
-    script: Optional[str] = None   # 'train' | 'test': tools/<script>.py
+    script: Optional[str] = None   # 'train' | 'test' | 'make_label_maps': tools/<script>.py
     argv: list = field(default_factory=list)        # arguments of tools/<script>.py
     command: list = field(default_factory=list)     # the shell command (launcher applied)
     env: dict = field(default_factory=dict)         # environment prefix of the command (slurm: GPUS)
@@ -154,6 +154,9 @@ def _start_over(step: Step) -> None:
     dir (the old final one, the one ``last_checkpoint`` points at) move to ``<work dir>/stale/`` (replacing
     what an earlier start-over left there), so that it trains from scratch."""
     wd = step.stamp.parent
+    if step.kind == 'maps':   # label maps of another teacher or data: all of them go (the generator skips files)
+        shutil.rmtree(wd, ignore_errors=True)
+        return
     old = [Path(o) for o in step.outputs]   # (a stale step's outputs are in its work dir)
     if step.kind in ('pretrain', 'train'):
         old += [*sorted(wd.glob('*.pth')), wd / 'last_checkpoint']

@@ -6,5 +6,6 @@ from .cutmix import CutMix
 from .mixpro import PAL_LABELS, MaskMix, ProgressiveAttentionLabel, cell_edges, progressive_attention_lam, random_cells
 from .mixup import Mixup
 from .switch import MixSwitch, deit_mix, mixpro_recipe, tokenmix_recipe, transmix_recipe
-from .tokenmix import CAMTeacher, TokenMix, block_mask, normalize_map, random_token_mask, tokenmix_weights
+from .tokenmix import CAMTeacher, CropLabelMaps, TokenMix, block_mask, crop_label_maps, normalize_map, \
+    official_tokenmix_targets, random_token_mask, tokenmix_weights
 from .transmix import TransMix, transmix_lam

@@ -168,7 +168,9 @@ def mix_targets(
     """The one place soft targets are made: ``lam_self·y + lam·y[partner]`` with smoothed one-hot y.
 
     ``lam`` (B) is the partner's weight, ``lam_self`` defaults to ``1 - lam`` (TokenMix passes its own, the two
-    need not sum to 1). Negative values cannot arise from valid weights but are clamped to 0 as TokenMix does.
+    need not sum to 1). Negative values cannot arise from valid (non-negative) weights; the clamp at 0 only guards
+    against rounding. (The official TokenMix code does not clamp: its smoothing rule, which can go slightly
+    negative, is :func:`pretrain.mix.tokenmix.official_tokenmix_targets`.)
     """
     y = smooth_one_hot(labels, num_classes, smoothing)
     lam = lam.to(y.dtype).reshape(-1, 1)
@@ -217,9 +219,11 @@ class MixedBatch:
     method: str
     num_classes: int
     label_smoothing: float = 0.
-    needs: FrozenSet[str] = frozenset()  # subset of {'attn', 'logits', 'clean_attn'}
+    needs: FrozenSet[str] = frozenset()  # subset of {'attn', 'logits', 'clean_attn', 'label_maps'}
     label_fn: LabelFn = area_label
     activation: Optional[torch.Tensor] = None  # B×(h·w) normalised activation maps (TokenMix teacher)
+    # (labels, partner, w_self, w_partner, num_classes, smoothing) -> B×C targets; None: mix_targets (timm's rule)
+    target_fn: Optional[Callable] = None
 
     @property
     def grid(self) -> Tuple[int, int]:
@@ -229,22 +233,34 @@ class MixedBatch:
             self,
             attn: Optional[torch.Tensor] = None,
             logits: Optional[torch.Tensor] = None,
+            label_maps=None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(w_self, w_partner), each B: the weights of the own and the partner's label.
 
         ``attn``: B×(h·w) class attention of the mixed images ('attn') or of the clean images ('clean_attn');
-        ``logits``: the model output on the mixed images ('logits'). A loss other than soft-target CE (BCE, or
-        MixPro's λ·CE(y_self)... on hard labels) builds itself from these weights.
+        ``logits``: the model output on the mixed images ('logits'); ``label_maps``: the batch's crop-aligned
+        teacher label maps ('label_maps', a :class:`pretrain.mix.tokenmix.CropLabelMaps` or the dict the
+        label-map dataset delivers). A loss other than soft-target CE (BCE, or MixPro's λ·CE(y_self)... on hard
+        labels) builds itself from these weights.
         """
         if self.needs & {'attn', 'clean_attn'}:
             attn = check_attention(attn, self.labels.shape[0], self.grid)
         if 'logits' in self.needs and logits is None:
             raise ValueError(f'{self.method} labels need the logits of the mixed batch (targets(logits=...))')
+        if 'label_maps' in self.needs:
+            if label_maps is None:
+                raise ValueError(f'{self.method} labels need the batch\'s teacher label maps (targets(label_maps=...));'
+                                 f' train with the dataset ImageNetFolderWithLabelMaps (pretrain.label_map_data)')
+            return self.label_fn(self, attn, logits, label_maps)
         return self.label_fn(self, attn, logits)
 
-    def targets(self, attn: Optional[torch.Tensor] = None, logits: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """B×num_classes soft targets, label smoothing as timm."""
-        w_self, w_partner = self.label_weights(attn, logits)
+    def targets(self, attn: Optional[torch.Tensor] = None, logits: Optional[torch.Tensor] = None,
+                label_maps=None) -> torch.Tensor:
+        """B×num_classes soft targets, label smoothing as timm (or the mixer's own rule, ``target_fn``)."""
+        w_self, w_partner = self.label_weights(attn, logits, label_maps)
+        if self.target_fn is not None:
+            return self.target_fn(self.labels, self.partner, w_self, w_partner, self.num_classes,
+                                  self.label_smoothing)
         return mix_targets(
             self.labels, self.partner, w_partner, self.num_classes, self.label_smoothing, lam_self=w_self)
 

@@ -160,18 +160,24 @@ def tokenmix_recipe(
         switch_prob: float = 0.5,
         mixup_alpha: float = 0.8,
         mask_ratio: float = 0.5,
-        source: str = 'attention',
+        source: str = 'label_maps',
         teacher=None,
         variant: str = 'paper',
         label_smoothing: float = 0.1,
         patch_size: int = 16,
         generator: Optional[torch.Generator] = None,
+        **tokenmix_kwargs,
 ) -> MixSwitch:
-    """TokenMix: TokenMix with ``switch_prob`` else Mixup."""
+    """TokenMix: TokenMix with ``switch_prob`` else Mixup (official: timm's switch, switch prob 0.5, prob 1.0).
+
+    ``tokenmix_kwargs`` go to :class:`TokenMix` (``mask_type``, ``smoothing_rule``, ``box_order``, ``per_sample``,
+    ``min_block_tokens``, ``extra_target_tokens``).
+    """
     common = dict(num_classes=num_classes, label_smoothing=label_smoothing, patch_size=patch_size)
     return MixSwitch(
         [Mixup(alpha=mixup_alpha, **common),
-         TokenMix(mask_ratio=mask_ratio, source=source, teacher=teacher, variant=variant, **common)],
+         TokenMix(mask_ratio=mask_ratio, source=source, teacher=teacher, variant=variant, **tokenmix_kwargs,
+                  **common)],
         [1. - switch_prob, switch_prob],
         generator=generator,
     )

@@ -1,8 +1,15 @@
 """ TokenMix (Liu et al., ECCV 2022): token-level block masks and labels from activation maps.
+
+The paper's label source is a teacher's dense label map per training image (official: NFNet-F6 maps in the
+TokenLabeling format, precomputed offline), cropped with the image: :func:`crop_label_maps` RoIAligns each map's
+ground-truth channel to the sample's RandomResizedCrop box at the token grid (flip applied), normalised to sum 1
+as the official ``tokenmix.py`` does. The crop box and flip come from the data pipeline
+(:mod:`pretrain.label_map_data`); the map files from :mod:`pretrain.label_maps`.
 """
 import math
 import os
-from typing import FrozenSet, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -10,7 +17,8 @@ import torch.nn.functional as F
 
 from .base import MixedBatch, Mixer, numpy_rng, paste, random_subsets, upsample_mask
 
-__all__ = ['TokenMix', 'block_mask', 'random_token_mask', 'normalize_map', 'tokenmix_weights', 'CAMTeacher']
+__all__ = ['TokenMix', 'block_mask', 'random_token_mask', 'normalize_map', 'tokenmix_weights', 'CAMTeacher',
+           'CropLabelMaps', 'crop_label_maps', 'official_tokenmix_targets']
 
 
 def block_mask(
@@ -21,6 +29,7 @@ def block_mask(
         rng: Optional[np.random.Generator] = None,
         attempts: int = 10,
         return_blocks: bool = False,
+        official: bool = False,
 ):
     """BEiT-style block masking on an h×w token grid: bool h×w with (up to) ``num_masked`` tokens set.
 
@@ -30,6 +39,11 @@ def block_mask(
     fail, a block is drawn uniformly among all placements that fit; the count is reached unless no block obeying
     the rules can add what remains (then it stops short, as BEiT's generator does). Placement is sequential by
     nature and runs on the CPU in numpy. ``return_blocks`` also returns the (top, left, height, width) of each block.
+
+    ``official=True`` follows TokenMix's ``generate_mask`` (Sense-X/TokenMix ``tokenmix.py``) rule by rule: a block
+    is accepted when both sides are strictly smaller than the grid and it adds 1..remaining tokens (no aspect check
+    after rounding, no area floor beyond ``min_block`` in the draw), and the mask stops where 10 draws in a row
+    add nothing (no exhaustive fallback).
     """
     h, w = grid
     if not 0 < num_masked < h * w:
@@ -49,13 +63,20 @@ def block_mask(
             area = rng.uniform(min_block, max(min_block, remaining))
             aspect = math.exp(rng.uniform(log_lo, log_hi))
             bh, bw = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
-            if bh * bw < min_block or bh > h or bw > w or not aspect_range[0] <= bh / bw <= aspect_range[1]:
+            if official:
+                if not (bw < w and bh < h):
+                    continue
+            elif bh * bw < min_block or bh > h or bw > w or not aspect_range[0] <= bh / bw <= aspect_range[1]:
                 continue
             top, left = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
             new = bh * bw - int(mask[top:top + bh, left:left + bw].sum())
             if 0 < new <= remaining:
                 placed = True
                 break
+        if not placed and official:
+            if count == 0:
+                raise ValueError(f'block_mask: no block fits the {h}x{w} grid in {attempts} draws')
+            break
         if not placed:
             block = _any_valid_block(mask, remaining, min_block, aspect_range, rng)
             if block is None:
@@ -112,6 +133,105 @@ def tokenmix_weights(token_mask: torch.Tensor, maps: torch.Tensor, partner: torc
     m = token_mask.flatten(1).to(maps.dtype)
     maps = normalize_map(maps)
     return ((1. - m) * maps).sum(1), (m * maps[partner]).sum(1)
+
+
+@dataclass
+class CropLabelMaps:
+    """A batch's teacher label maps and where each sample's crop lies in its image.
+
+    maps: B×2×k×H×W float, TokenLabeling layout: ``maps[:, 0]`` the top-k scores, ``maps[:, 1]`` their class
+        indices (stored as floats), on the teacher's H×W grid over the whole image.
+    boxes: B×4 float, the RandomResizedCrop box (x1, y1, x2, y2) as fractions of the image width / height.
+    flip: B bool, whether the crop was flipped horizontally afterwards.
+    affine: optional B×2×3, the geometric RandAugment operations applied after the flip, as the ``theta`` of
+        ``F.affine_grid`` (output → input, [-1, 1] coordinates); None: none.
+    """
+    maps: torch.Tensor
+    boxes: torch.Tensor
+    flip: torch.Tensor
+    affine: Optional[torch.Tensor] = None
+
+    @classmethod
+    def of(cls, obj: Union['CropLabelMaps', Mapping]) -> 'CropLabelMaps':
+        """From the dict the label-map dataset delivers (keys ``maps``, ``boxes``, ``flip``)."""
+        if isinstance(obj, cls):
+            return obj
+        if not isinstance(obj, Mapping) or not {'maps', 'boxes', 'flip'} <= set(obj):
+            raise ValueError(f'label_maps must be CropLabelMaps or a dict with maps/boxes/flip, got '
+                             f'{type(obj).__name__} {sorted(obj) if isinstance(obj, Mapping) else ""}')
+        return cls(obj['maps'], obj['boxes'], obj['flip'], obj.get('affine'))
+
+
+def crop_label_maps(label_maps: Union[CropLabelMaps, Mapping], labels: torch.Tensor, grid: Tuple[int, int],
+                    box_order: str = 'xyxy') -> torch.Tensor:
+    """B×(h·w) Â: each sample's ground-truth channel of its label map, cropped and flipped as the image was,
+    at the token grid, normalised to sum 1 (official rule: ``m / (Σ m + 1e-8)``, no clamp, no fallback).
+
+    The official code scatters the top-k into a dense B×C×H×W map and RoIAligns all C channels; RoIAlign is
+    linear per channel, so taking the ground-truth channel first (Σ_k score_k·[index_k = y]) and aligning only it
+    gives the same numbers at 1/C of the work. RoIAlign as the official ``get_label``: torchvision ``roi_align``,
+    ``aligned=False``, adaptive sampling, box = fraction·size − 0.5 in map cells. Geometric RandAugment operations
+    recorded by the pipeline (``affine``) then move the token-grid map as they moved the image (bilinear, zeros
+    outside; the official code warps its map by nearest neighbour before the crop).
+
+    box_order: 'xyxy' puts x on the map's width as the crop had it. 'official' reproduces the released code
+        (ReLabel → TokenLabeling → TokenMix): it records the box as (top, left, bottom, right) and hands it to
+        ``roi_align``, which reads (x1, y1, x2, y2), so the map is cropped transposed; it scales both axes by
+        the map width and flips the map before the crop (the box is then the flipped image's).
+    """
+    from torchvision.ops import roi_align  # written in C++/CUDA by torchvision, runs on the batch's device
+
+    lm = CropLabelMaps.of(label_maps)
+    maps = lm.maps
+    B = labels.shape[0]
+    if maps.ndim != 5 or maps.shape[0] != B or maps.shape[1] != 2:
+        raise ValueError(f'label maps must be B×2×k×H×W with B={B}, got {tuple(maps.shape)}')
+    if lm.boxes.shape != (B, 4) or lm.flip.shape != (B,):
+        raise ValueError(f'label-map boxes must be {B}×4 and flips {B}, got {tuple(lm.boxes.shape)} and '
+                         f'{tuple(lm.flip.shape)}')
+    if box_order not in ('xyxy', 'official'):
+        raise ValueError(f"box_order must be 'xyxy' or 'official', got {box_order!r}")
+    maps = maps.float()
+    scores, index = maps[:, 0], maps[:, 1].round().long()
+    gt = (scores * (index == labels.view(B, 1, 1, 1))).sum(1, keepdim=True)  # B×1×H×W ground-truth channel
+    H, W = gt.shape[-2:]
+    boxes = lm.boxes.to(gt.device, torch.float32)
+    flip = lm.flip.to(gt.device).bool()
+    x1, y1, x2, y2 = boxes.unbind(1)
+    if box_order == 'official':
+        gt = torch.where(flip.view(B, 1, 1, 1), gt.flip(-1), gt)
+        x1, x2 = torch.where(flip, 1. - x2, x1), torch.where(flip, 1. - x1, x2)
+        rois = torch.stack([y1, x1, y2, x2], 1) * W - 0.5
+    else:
+        rois = torch.stack([x1 * W, y1 * H, x2 * W, y2 * H], 1) - 0.5
+    idx = torch.arange(B, device=gt.device, dtype=torch.float32).view(B, 1)
+    out = roi_align(gt, torch.cat([idx, rois], 1), output_size=tuple(grid), spatial_scale=1.0, sampling_ratio=-1,
+                    aligned=False)[:, 0]
+    if box_order == 'xyxy':
+        out = torch.where(flip.view(B, 1, 1), out.flip(-1), out)
+    if lm.affine is not None:  # RandAugment's rotate / shear / translate, as the image had them (zeros outside)
+        theta = lm.affine.to(out.device, torch.float32)
+        grid_ = F.affine_grid(theta, [B, 1, *out.shape[-2:]], align_corners=False)
+        out = F.grid_sample(out.unsqueeze(1), grid_, mode='bilinear', padding_mode='zeros', align_corners=False)[:, 0]
+    out = out.flatten(1)
+    return out / (out.sum(1, keepdim=True) + 1e-8)
+
+
+def official_tokenmix_targets(labels: torch.Tensor, partner: torch.Tensor, w_self: torch.Tensor,
+                              w_partner: torch.Tensor, num_classes: int, smoothing: float = 0.1) -> torch.Tensor:
+    """TokenMix's own label smoothing (Sense-X/TokenMix ``tokenmix.py``, ``Mixup.__call__``): per image
+    on = w − ε/2 + ε/(2C), off = ε/(2C), the two one-hot rows summed; **no clamp** (a weight below ε/2 − ε/(2C)
+    gives a slightly negative target, as in the released code)."""
+    half_off = smoothing / num_classes / 2
+    w_self = w_self.float().view(-1, 1)
+    w_partner = w_partner.float().view(-1, 1)
+    B = labels.shape[0]
+
+    def rows(y, w):  # timm's one_hot with a per-row on value
+        full = torch.full((B, num_classes), half_off, device=w.device, dtype=w.dtype)
+        return full.scatter_(1, y.view(-1, 1).to(w.device), w - smoothing / 2 + half_off)
+
+    return rows(labels, w_self) + rows(labels[partner], w_partner)
 
 
 class CAMTeacher:
@@ -195,21 +315,37 @@ class CAMTeacher:
 class TokenMix(Mixer):
     """Mix at token level with a (BEiT-style) block mask and label by activation mass each image keeps.
 
-    ``mixed.targets()``: ỹ = (Σ kept·Â_self)·y_self + (Σ pasted·Â_partner)·y_partner, clamped ≥ 0 after smoothing.
-    Activation source:
-      * 'attention': the model's own class attention on the **clean** images (``mixed.needs == {'clean_attn'}``;
-        call ``targets(attn=A_clean)`` with B×(h·w); the partner's map is ``A_clean[partner]``),
-      * 'teacher': a :class:`CAMTeacher` evaluated on the clean images when mixing,
+    ``mixed.targets()``: ỹ = (Σ kept·Â_self)·y_self + (Σ pasted·Â_partner)·y_partner, the weights not renormalised.
+    Activation source (Â of each image's ground-truth class, spatially normalised):
+      * 'label_maps' (default; the paper's and the official code's): a teacher's precomputed dense label map of
+        each training image (TokenLabeling format, :mod:`pretrain.label_maps`), cropped and flipped as the image
+        was and RoIAligned to the token grid (:func:`crop_label_maps`). ``mixed.needs == {'label_maps'}``: call
+        ``targets(label_maps=...)`` with what :class:`pretrain.label_map_data.ImageNetFolderWithLabelMaps`
+        delivers. Cost: the map lookup is a B×k×H×W product, one single-channel RoIAlign and (with RandAugment)
+        one grid sample: a train step as CutMix's (``tools/benchmark_mix.py``, DeiT-S batch 16, 2 CPU threads:
+        0.92× on a loaded machine; measured directly, mask placement + lookup add ~8 ms to a ~1 s step).
+      * 'attention': the model's own class attention on the **clean** images — OpenMixup's substitute, not the
+        paper's method (not class-specific; an extra no-grad forward: 1.31-1.33× a CutMix step on DeiT-S batch 16,
+        CPU, ``tools/benchmark_mix.py``). ``mixed.needs == {'clean_attn'}``; call ``targets(attn=A_clean)`` with
+        B×(h·w); the partner's map is ``A_clean[partner]``.
+      * 'teacher': a :class:`CAMTeacher` evaluated on the (cropped) clean images when mixing (teacher forward
+        each step),
       * 'area': no activation (uniform maps): the token shares, an ablation.
 
     Args:
         mask_ratio: λ, share of tokens taken from the partner (paper: 0.5).
         mask_type: 'block' (BEiT-style blocks) or 'random' (uniform tokens, ablation).
-        variant: 'paper' (blocks ≥ 14 tokens, target λ·p) or 'official' (blocks ≥ 1 token, target λ·p + 14).
+        variant: 'paper' (blocks ≥ 14 tokens, target λ·p) or 'official' (Sense-X/TokenMix ``generate_mask``:
+            blocks ≥ 1 token, target int(λ·p) + 14, its acceptance rule, stop after 10 failed draws).
         min_block_tokens / extra_target_tokens: override the variant's values.
         aspect_range: block aspect ratio range (log-uniform).
         per_sample: one mask per sample instead of one per batch (official: per batch); block placement then
             loops over the batch.
+        smoothing_rule: 'timm' (ỹ = w_self·smooth(y_self) + w_partner·smooth(y_partner), timm's ε) or 'official'
+            (TokenMix's code: per image on = w − ε/2 + ε/(2C), off = ε/(2C), summed, no clamp; see
+            :func:`official_tokenmix_targets`).
+        box_order: label-map crop geometry, 'xyxy' (correct) or 'official' (the released code's transposed box),
+            see :func:`crop_label_maps`.
     """
     method = 'tokenmix'
 
@@ -223,8 +359,10 @@ class TokenMix(Mixer):
             extra_target_tokens: Optional[int] = None,
             aspect_range: Sequence[float] = (0.3, 1 / 0.3),
             per_sample: bool = False,
-            source: str = 'attention',
+            source: str = 'label_maps',
             teacher: Optional[CAMTeacher] = None,
+            smoothing_rule: str = 'timm',
+            box_order: str = 'xyxy',
             **kwargs,
     ):
         super().__init__(num_classes=num_classes, **kwargs)
@@ -235,10 +373,14 @@ class TokenMix(Mixer):
             raise ValueError(f"mask_type must be 'block' or 'random', got {mask_type!r}")
         if variant not in ('paper', 'official'):
             raise ValueError(f"variant must be 'paper' or 'official', got {variant!r}")
-        if source not in ('attention', 'teacher', 'area'):
-            raise ValueError(f"source must be 'attention', 'teacher' or 'area', got {source!r}")
+        if source not in ('label_maps', 'attention', 'teacher', 'area'):
+            raise ValueError(f"source must be 'label_maps', 'attention', 'teacher' or 'area', got {source!r}")
         if source == 'teacher' and teacher is None:
             raise ValueError("source='teacher' needs a CAMTeacher (teacher=...)")
+        if smoothing_rule not in ('timm', 'official'):
+            raise ValueError(f"smoothing_rule must be 'timm' or 'official', got {smoothing_rule!r}")
+        if box_order not in ('xyxy', 'official'):
+            raise ValueError(f"box_order must be 'xyxy' or 'official', got {box_order!r}")
         self.mask_ratio = mask_ratio
         self.mask_type = mask_type
         self.variant = variant
@@ -250,14 +392,19 @@ class TokenMix(Mixer):
         self.per_sample = per_sample
         self.source = source
         self.teacher = teacher
+        self.smoothing_rule = smoothing_rule
+        self.box_order = box_order
 
     @property
     def needs(self) -> FrozenSet[str]:
-        return frozenset({'clean_attn'}) if self.source == 'attention' else frozenset()
+        return {'attention': frozenset({'clean_attn'}), 'label_maps': frozenset({'label_maps'})}.get(
+            self.source, frozenset())
 
     def num_masked(self, grid: Tuple[int, int]) -> int:
         p = grid[0] * grid[1]
-        n = int(round(self.mask_ratio * p)) + self.extra_target_tokens
+        # official: int(mask_ratio·p) + 14; int and round agree for λ = 0.5 on even grids
+        n = (int(self.mask_ratio * p) if self.variant == 'official' else int(round(self.mask_ratio * p))) \
+            + self.extra_target_tokens
         if not 0 < n < p:
             raise ValueError(f'TokenMix: {n} pasted tokens of {p} covers everything or nothing '
                              f'(mask_ratio={self.mask_ratio}, extra_target_tokens={self.extra_target_tokens})')
@@ -269,10 +416,16 @@ class TokenMix(Mixer):
         if self.mask_type == 'random':
             return random_token_mask(n, grid, num, self.generator)
         rng = numpy_rng(self.generator)
-        masks = [block_mask(grid, num, self.min_block_tokens, self.aspect_range, rng) for _ in range(n)]
+        official = self.variant == 'official'
+        masks = [block_mask(grid, num, self.min_block_tokens, self.aspect_range, rng, official=official)
+                 for _ in range(n)]
         return torch.from_numpy(np.stack(masks))
 
-    def _label(self, mixed: MixedBatch, attn=None, logits=None):
+    def _label(self, mixed: MixedBatch, attn=None, logits=None, label_maps=None):
+        if self.source == 'label_maps':
+            maps = crop_label_maps(label_maps, mixed.labels, mixed.grid, self.box_order)
+            m = mixed.token_mask.flatten(1).to(maps.dtype)  # official weights: Â as normalised, no clamp
+            return ((1. - m) * maps).sum(1), (m * maps[mixed.partner]).sum(1)
         if self.source == 'attention':
             maps = attn
         elif self.source == 'teacher':
@@ -290,4 +443,5 @@ class TokenMix(Mixer):
         lam_area = token_mask.flatten(1).float().mean(1)
         return self._batch(
             mixed, labels, partner, token_mask, lam_area, needs=self.needs, label_fn=self._label,
-            activation=activation)
+            activation=activation,
+            target_fn=official_tokenmix_targets if self.smoothing_rule == 'official' else None)
