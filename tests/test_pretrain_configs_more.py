@@ -152,7 +152,8 @@ def check_mixer(m, method, cfg):
         assert members(m) == [('Mixup', 0.5), ('TokenMix', 0.5)]
         tm = m.mixers[1]
         assert tm.mask_ratio == 0.5 and tm.min_block_tokens == 14 and tm.mask_type == 'block'
-        assert tm.source == ('teacher' if cfg.model.arch.startswith('swin') else 'attention')
+        assert tm.source == 'label_maps'  # every TokenMix config labels from teacher label maps (the paper's source)
+        assert cfg.train_dataloader.dataset.type == 'ImageNetFolderWithLabelMaps'
         assert cfg.model.loss.type == 'BinaryCrossEntropy'
     if method != 'tokenmix':
         assert cfg.model.loss.type == 'SoftTargetCrossEntropy'
