@@ -1,6 +1,7 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp] [--tensorboard]
+        [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
@@ -29,6 +30,9 @@ def parse_args(argv=None):
                    help='resume from CKPT, or with no value from the latest checkpoint in the work dir')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also write TensorBoard curves to <work_dir>/<timestamp>/vis_data (needs the tensorboard '
+                        'package; same as --cfg-options tensorboard=True)')
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -44,6 +48,11 @@ def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
+    from mixseg.training_curves import enable_tensorboard
+    try:
+        enable_tensorboard(cfg, True if args.tensorboard else None)
+    except ModuleNotFoundError as e:
+        raise SystemExit(f'error: {e}') from e
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
