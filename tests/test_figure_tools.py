@@ -93,14 +93,27 @@ def test_layer_attention_is_every_blocks_class_row():
 
 
 def test_layer_attention_pvt_stage4():
+    torch.manual_seed(0)
     model = timm.create_model('pvt_nano', pretrained=False, num_classes=3, img_size=64, depths=(1, 1, 1, 2)).eval()
+    rows = []
+
+    def explicit(module, args, out):  # stage 4 has no spatial reduction: keys from all tokens, the class token first
+        x = args[0]
+        B, N, C = x.shape
+        q = module.q(x).reshape(B, N, module.num_heads, -1).transpose(1, 2)
+        k = module.kv(x)[..., :C].reshape(B, N, module.num_heads, -1).transpose(1, 2)
+        rows.append(((q * module.scale) @ k.transpose(-2, -1)).softmax(-1)[:, :, 0, 1:].mean(1))
+    handles = [b.attn.register_forward_hook(explicit) for b in model.block4]
     probe = LayerAttention(model)
-    _, maps = probe(torch.randn(1, 3, 64, 64))
-    assert probe.layer_names == ['stage 4 block 1', 'stage 4 block 2'] and maps[0].shape == (1, 2, 2)
-    _, last = ClassAttentionProbe(model)(torch.randn(1, 3, 64, 64).zero_() + 0.5)
-    _, maps = probe(torch.randn(1, 3, 64, 64).zero_() + 0.5)
+    x = torch.randn(2, 3, 64, 64)
+    _, maps = probe(x)
+    for h in handles:
+        h.remove()
+    assert probe.layer_names == ['stage 4 block 1', 'stage 4 block 2'] and maps[0].shape == (2, 2, 2)
+    for got, ref in zip(maps, rows):
+        torch.testing.assert_close(got.flatten(1), ref, atol=1e-5, rtol=1e-4)
+    _, last = ClassAttentionProbe(model)(x)
     torch.testing.assert_close(maps[-1].flatten(1), last, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(maps[0].sum((1, 2)), torch.ones(1), atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------------------------------ model loading
@@ -181,8 +194,14 @@ def test_occlusion_refuses_a_backbone_file_and_a_class_mismatch(tmp_path, image_
     with pytest.raises(SystemExit, match='no classifier head.*training checkpoint'):
         tool.main(['--checkpoint', str(bb), '--images', str(image_dir), '--out', str(tmp_path / 'o')])
     ckpt = _training_checkpoint(tmp_path / 'e.pth', _vit())
-    with pytest.raises(SystemExit, match='3 classes'):
+    with pytest.raises(SystemExit, match='ImageNet-val layout'):   # plain images: no labels
         tool.main(['--checkpoint', str(ckpt), '--images', str(image_dir / 'ant'), '--out', str(tmp_path / 'o')])
+    import shutil
+    two = tmp_path / 'two'
+    for c in ('ant', 'bee'):
+        shutil.copytree(image_dir / c, two / c)
+    with pytest.raises(SystemExit, match='3 classes.*2 class folders'):
+        tool.main(['--checkpoint', str(ckpt), '--images', str(two), '--out', str(tmp_path / 'o')])
     assert not (tmp_path / 'o').exists()
 
 
