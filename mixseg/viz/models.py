@@ -41,6 +41,7 @@ class LoadedModel:
     has_head: bool = False
     kind: str = 'backbone file'          # 'backbone file' | 'training checkpoint' | 'timm checkpoint' | 'untrained'
     meta: dict = field(default_factory=dict)
+    model_kwargs: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -50,6 +51,8 @@ class LoadedModel:
     def label(self) -> str:
         """Short name for legends and row titles, e.g. ``vit_tiny_patch16_224 transmix (12 ep.)``."""
         parts = [self.arch]
+        if self.model_kwargs:  # a demo model is a timm arch with other widths: say which
+            parts[0] += '[' + ' '.join(f'{k}={v}' for k, v in self.model_kwargs.items()) + ']'
         if self.method:
             parts.append(self.method)
         if self.kind == 'untrained':
@@ -94,7 +97,8 @@ def build_untrained(arch: str, img_size: int | Sequence[int] = 224, num_classes:
     """A random-init model (figures from it say so)."""
     img_size = _pair(img_size)
     model = _create(arch, img_size, num_classes, model_kwargs or {}, 'untrained model')
-    return LoadedModel(model.eval(), 'untrained', arch, img_size, kind='untrained', has_head=num_classes > 0)
+    return LoadedModel(model.eval(), 'untrained', arch, img_size, kind='untrained', has_head=num_classes > 0,
+                       model_kwargs=dict(model_kwargs or {}))
 
 
 def load_model(path, *, arch: Optional[str] = None, img_size=None, model_kwargs: Optional[dict] = None,
@@ -134,7 +138,7 @@ def _from_backbone_file(path, arch, img_size, model_kwargs) -> LoadedModel:
     model = _create(arch, size, num_classes, kwargs, path)
     load_strict(model, sd, source=path)
     return LoadedModel(model.eval(), path, arch, size, method=meta.get('method'), epochs=meta.get('epochs'),
-                       has_head=head, kind='backbone file', meta=meta)
+                       has_head=head, kind='backbone file', meta=meta, model_kwargs=kwargs)
 
 
 def stage1_model_config(cfg_text: str, source: str) -> dict:
@@ -163,7 +167,7 @@ def _from_training_checkpoint(path, obj, arch, img_size, model_kwargs) -> Loaded
     mixer = mcfg.get('mixer') if isinstance(mcfg.get('mixer'), dict) else {}
     method = mcfg.get('method') or _RECIPES.get(mixer.get('type'), mixer.get('type')) or 'none'
     return LoadedModel(model.eval(), path, arch, size, method=method, epochs=meta.get('epoch'),
-                       has_head=_has_head(sd), kind='training checkpoint', meta=meta)
+                       has_head=_has_head(sd), kind='training checkpoint', meta=meta, model_kwargs=kwargs)
 
 
 def _from_timm_checkpoint(path, arch, img_size, model_kwargs) -> LoadedModel:
@@ -179,7 +183,8 @@ def _from_timm_checkpoint(path, arch, img_size, model_kwargs) -> LoadedModel:
         from ..models.pvt import checkpoint_filter_fn
         sd = checkpoint_filter_fn(sd, model)
     load_strict(model, sd, source=path)
-    return LoadedModel(model.eval(), path, arch, size, has_head=head, kind='timm checkpoint')
+    return LoadedModel(model.eval(), path, arch, size, has_head=head, kind='timm checkpoint',
+                       model_kwargs=dict(model_kwargs or {}))
 
 
 # ------------------------------------------------------------------------------------------ images
