@@ -109,6 +109,11 @@ def _heat(attn_map: torch.Tensor, size) -> torch.Tensor:
     return (m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)
 
 
+def _wrap(text: str, width: int = 30) -> str:
+    import textwrap
+    return '\n'.join(textwrap.fill(line, width) for line in text.split('\n'))
+
+
 def draw_attention(rows: Sequence[dict], out: Path, title: str) -> Path:
     """One figure: a row per model (its input crop, then the map of every layer over the image).
 
@@ -121,12 +126,14 @@ def draw_attention(rows: Sequence[dict], out: Path, title: str) -> Path:
 
     from ..checkpoint import atomic_write
     cols = 1 + max(len(r['maps']) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.2 * len(rows) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.7 * len(rows) + 0.6), squeeze=False,
+                             layout='constrained')
     for r, row in enumerate(rows):
         img = row['image'].permute(1, 2, 0).numpy()
         axes[r, 0].imshow(img)
-        axes[r, 0].set_title(row['label'], fontsize=7, loc='left')
-        axes[r, 0].set_xlabel(row['caption'], fontsize=6)
+        # wrapped to the panel's width, so that a long model name does not widen the first column
+        axes[r, 0].set_title(_wrap(row['label']), fontsize=6, loc='left')
+        axes[r, 0].set_xlabel(_wrap(row['caption']), fontsize=6)
         for c, (m, name) in enumerate(zip(row['maps'], row['names']), start=1):
             axes[r, c].imshow(img)
             axes[r, c].imshow(_heat(m, img.shape[:2]).numpy(), cmap='jet', alpha=0.55)
@@ -137,7 +144,6 @@ def draw_attention(rows: Sequence[dict], out: Path, title: str) -> Path:
             if c > len(row['maps']):
                 axes[r, c].axis('off')
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
 
     def write(tmp):
         fig.savefig(tmp, dpi=90, format='png')
@@ -152,9 +158,9 @@ def _caption(loaded: LoadedModel, logits, classes, true_class) -> str:
     p = logits.softmax(-1)[0]
     conf, k = p.max(0)
     name = classes[int(k)] if classes and int(k) < len(classes) else f'class {int(k)}'
-    text = f'pred {name} ({conf:.2f})'
+    text = f'predicted: {name} ({conf:.2f})'
     if true_class is not None and classes and true_class in classes and loaded.num_classes == len(classes):
-        text += f', true {true_class} ({p[classes.index(true_class)]:.2f})'
+        text += ' = true class' if name == true_class else f'; {true_class}: {p[classes.index(true_class)]:.2f}'
     return text
 
 
@@ -183,5 +189,8 @@ def visualize_attention(models: Sequence[LoadedModel], images_dir, out_dir, num_
 
 
 def _row_label(loaded: LoadedModel) -> str:
-    text = f'{loaded.label}\n{Path(loaded.source).name}'
-    return text if loaded.kind != 'untrained' else f'{loaded.label}\nrandom init: maps are meaningless'
+    if loaded.kind == 'untrained':
+        return f'{loaded.arch}: random init, the maps are meaningless'
+    what = ', '.join(str(x) for x in (loaded.method, f'{loaded.epochs} ep.' if loaded.epochs is not None else None)
+                     if x)
+    return f'{what + ": " if what else ""}{Path(loaded.source).name}\n{loaded.arch}'

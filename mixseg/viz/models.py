@@ -52,7 +52,7 @@ class LoadedModel:
         """Short name for legends and row titles, e.g. ``vit_tiny_patch16_224 transmix (12 ep.)``."""
         parts = [self.arch]
         if self.model_kwargs:  # a demo model is a timm arch with other widths: say which
-            parts[0] += '[' + ' '.join(f'{k}={v}' for k, v in self.model_kwargs.items()) + ']'
+            parts[0] += '[' + ' '.join(f'{k}={v}' for k, v in sorted(self.model_kwargs.items())) + ']'
         if self.method:
             parts.append(self.method)
         if self.kind == 'untrained':
