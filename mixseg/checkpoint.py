@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from .safe_load import CheckpointError, torch_load_safely  # noqa: F401  (part of this module's API)
+
 FORMAT = 'mixseg-backbone'
 FORMAT_VERSION = 1
 META_KEYS = ('arch', 'img_size', 'patch_size', 'method', 'epochs', 'top1', 'source_config')
@@ -35,10 +37,6 @@ _NESTED_KEYS = ('state_dict', 'model', 'module', 'state_dict_ema', 'model_ema')
 # Prefixes stripped from foreign keys: mmengine/mmseg/mmdet wrap the backbone as 'backbone.',
 # DDP adds 'module.'; our stage-1 MixClassifier stores the timm model under 'model.'.
 _PREFIXES = ('module.', 'backbone.', 'model.')
-
-
-class CheckpointError(RuntimeError):
-    """A weight file that cannot be read or does not fit; the message names the file."""
 
 
 class CheckpointMismatchError(CheckpointError):
@@ -165,25 +163,6 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[st
         if inner:
             out = inner
     return out
-
-
-def torch_load_safely(path, map_location='cpu'):
-    """``torch.load(path, weights_only=True)`` with the allow-list of :mod:`mixseg.safe_load`; any failure
-    becomes a :class:`CheckpointError` naming the file (torch's own message names neither the file nor, in
-    its first line, the refused global). Every pickle-based load of the project goes through here."""
-    import pickle
-
-    import mixseg.safe_load  # noqa: F401  (allow-list for mmengine checkpoints)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
-        reason = lines[0] if lines else str(e).splitlines()[0]
-        raise CheckpointError(f'{path}: cannot be loaded safely: refused by torch.load(weights_only=True): '
-                              f'{reason} Only tensors and the types mmengine stores are accepted; nothing was '
-                              f'loaded.') from e
-    except Exception as e:  # RuntimeError/EOFError/zipfile errors of a truncated or foreign file
-        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
 
 
 def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

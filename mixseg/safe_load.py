@@ -16,7 +16,7 @@ Checkpoints written this way still load in a stock mmengine.
 
 mmengine's local checkpoint reader (``load_from``, ``--resume``, ``init_cfg=Pretrained``) is replaced by one
 that passes ``weights_only=True`` explicitly and names the refused file
-(:func:`mixseg.checkpoint.torch_load_safely`).
+(:func:`torch_load_safely`, which :mod:`mixseg.checkpoint` uses too; this module imports nothing of mixseg).
 """
 from __future__ import annotations
 
@@ -47,6 +47,29 @@ def safe_globals() -> list:
     except ImportError:  # stage-1 mixing code can run without mmengine
         pass
     return out
+
+
+class CheckpointError(RuntimeError):
+    """A weight file that cannot be read or does not fit; the message names the file. (Defined here, where the
+    loading starts, and part of :mod:`mixseg.checkpoint`'s API.)"""
+
+
+def torch_load_safely(path, map_location='cpu'):
+    """``torch.load(path, weights_only=True)`` with the allow-list of this module; any failure
+    becomes a :class:`CheckpointError` naming the file (torch's own message names neither the file nor, in
+    its first line, the refused global). Every pickle-based load of the project goes through here."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if 'GLOBAL' in ln or 'global' in ln.lower()]
+        reason = lines[0] if lines else str(e).splitlines()[0]
+        raise CheckpointError(f'{path}: cannot be loaded safely: refused by torch.load(weights_only=True): '
+                              f'{reason} Only tensors and the types mmengine stores are accepted; nothing was '
+                              f'loaded.') from e
+    except Exception as e:  # RuntimeError/EOFError/zipfile errors of a truncated or foreign file
+        raise CheckpointError(f'{path}: cannot be loaded safely ({type(e).__name__}: {e})') from e
 
 
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -81,7 +104,6 @@ def _register_mmengine_loader() -> None:
         return
 
     def load_from_local(filename, map_location):
-        from mixseg.checkpoint import torch_load_safely
         filename = os.path.expanduser(filename)
         if not os.path.isfile(filename):
             raise FileNotFoundError(f'{filename} can not be found.')

@@ -187,3 +187,16 @@ def test_export_reads_the_stored_config_as_data_never_as_code(tmp_path):
                                               r'is not executed \(line 2 \(x = \.\.\.\) is not plain data\); pass'):
         export_checkpoint(str(path), str(tmp_path / 'out.safetensors'))
     assert not marker.exists() and not (tmp_path / 'out.safetensors').exists()
+
+
+def test_safe_load_imports_nothing_of_mixseg():
+    """No import circle: mixseg.checkpoint builds on mixseg.safe_load, never the other way round (at any depth
+    of the module, lazy imports included)."""
+    import ast
+    import mixseg.safe_load as sl
+    tree = ast.parse(Path(sl.__file__).read_text())
+    imported = [('.' * n.level + (n.module or '')) if isinstance(n, ast.ImportFrom) else a.name
+                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names]
+    assert imported and not [m for m in imported if m.startswith(('mixseg', '.'))], imported
+    from mixseg.checkpoint import CheckpointError, torch_load_safely
+    assert CheckpointError is sl.CheckpointError and torch_load_safely is sl.torch_load_safely

@@ -13,14 +13,14 @@ from mixseg.tables import TABLES, build_table, collect, missing_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from test_reproduce import rp  # noqa: E402  (tools/reproduce.py, loaded once)
+from test_reproduce import lib, rp  # noqa: E402  (mixseg.reproduce; tools/reproduce.py, loaded once)
 
 FAKE_METRICS = {'aAcc': 70.0, 'mIoU': 30.0, 'mAcc': 40.0,
                 **{f'coco/{t}_mAP{s}': 0.2 for t in ('bbox', 'segm') for s in ('', '_50', '_75')}}
 
 
 def _demo_plan(tmp_path):
-    return rp.make_plan(['A', 'B', 'C'], demo=True, launcher='none', work_root=tmp_path / 'work',
+    return lib.make_plan(['A', 'B', 'C'], demo=True, launcher='none', work_root=tmp_path / 'work',
                         data_root=tmp_path / 'data')
 
 

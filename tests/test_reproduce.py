@@ -1,4 +1,4 @@
-"""tools/reproduce.py: the commands of a whole table on the real configs (dry run), the launchers and GPU
+"""tools/reproduce.py (mixseg.reproduce): the commands of a whole table on the real configs (dry run), the launchers and GPU
 counts, and the skip logic that lets a killed table run continue."""
 import re
 import shlex
@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+import mixseg.reproduce as lib
 from mixseg.engine import load_tool
+from mixseg.reproduce import runner, steps as step_lib
 from mixseg.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-rp = load_tool('reproduce')  # registered in sys.modules: its step functions pickle into worker processes
+rp = load_tool('reproduce')  # the command line (parse_args, main); the planner and runner: mixseg.reproduce
 
 
 def dry_run(*argv):
@@ -150,7 +152,7 @@ def test_given_backbone_replaces_pretraining(tmp_path):
           if c[1] == 'tools/dist_train.sh' and 'transmix' in c[2]]
     assert tm == [str(given)] * 2
     # a missing given file is reported, and the row's training is not run
-    steps = rp.make_plan(['A'], methods=['mixpro'], work_root=tmp_path / 'w',
+    steps = lib.make_plan(['A'], methods=['mixpro'], work_root=tmp_path / 'w',
                          backbones={'mixpro': tmp_path / 'nope.safetensors'})
     assert all(s.reason.startswith('missing backbone file') for s in steps if s.kind == 'train')
 
@@ -163,7 +165,7 @@ def _touch(p, text='x'):
 
 
 def _plan(root, table='A', methods=('transmix',)):
-    return {s.name: s for s in rp.make_plan([table], methods=list(methods), work_root=root)}
+    return {s.name: s for s in lib.make_plan([table], methods=list(methods), work_root=root)}
 
 
 def test_skip_logic_continues_a_partial_row(tmp_path):
@@ -185,7 +187,7 @@ def test_skip_logic_continues_a_partial_row(tmp_path):
     assert steps['pretrain_deit-s_transmix'].reason == 'done'
     lines, cmds = dry_run('A', '--methods', 'transmix', '--work-root', str(root))
     assert len(cmds) == 4 and sum('skip (done)' in line for line in lines) == 3
-    assert any('--tta' in c and c[3] == rp.rel(pc_lin / 'iter_80000.pth') for c in cmds)
+    assert any('--tta' in c and c[3] == lib.rel(pc_lin / 'iter_80000.pth') for c in cmds)
 
     # a killed transfer (checkpoints but not the final one) is continued with --resume
     _touch(pc_mask / 'iter_8000.pth')
@@ -217,11 +219,11 @@ def test_skip_logic_continues_a_partial_row(tmp_path):
 
 
 def test_final_checkpoint_name_follows_schedule():
-    cfg = rp._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
-    assert rp.final_checkpoint_name(cfg) == 'epoch_12.pth'
-    cfg = rp._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
+    cfg = step_lib._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
+    assert lib.final_checkpoint_name(cfg) == 'epoch_12.pth'
+    cfg = step_lib._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
                           ['train_cfg.max_iters=123'])
-    assert rp.final_checkpoint_name(cfg) == 'iter_123.pth'
+    assert lib.final_checkpoint_name(cfg) == 'iter_123.pth'
 
 
 def test_run_plan_order_failures_and_rerun(tmp_path):
@@ -239,7 +241,7 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
 
     def steps(fail_b=False):
         spec = [('a', []), ('b', [0]), ('c', [1]), ('d', [0])]
-        out = [rp.Step('test', n, n, [tmp_path / f'{n}.out'], deps=d, func=writer(n, fail_b and n == 'b'))
+        out = [lib.Step('test', n, n, [tmp_path / f'{n}.out'], deps=d, func=writer(n, fail_b and n == 'b'))
                for n, d in spec]
         for s in out:
             s.done = all(Path(o).is_file() for o in s.outputs)
@@ -247,7 +249,7 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
         return out
 
     printed = []
-    failed = rp.run_plan(steps(fail_b=True), tmp_path, dry_run=False, inproc=False, keep_going=True,
+    failed = lib.run_plan(steps(fail_b=True), tmp_path, dry_run=False, inproc=False, keep_going=True,
                          out=printed.append)
     assert calls == ['a', 'b', 'd'] and sorted(s.name for s in failed) == ['b', 'c']
     text = '\n'.join(printed)
@@ -256,23 +258,23 @@ def test_run_plan_order_failures_and_rerun(tmp_path):
     assert (tmp_path / 'logs/b.log').read_text().count('b broke') >= 1
 
     calls.clear()
-    failed = rp.run_plan(steps(), tmp_path, dry_run=False, inproc=False, out=printed.append)
+    failed = lib.run_plan(steps(), tmp_path, dry_run=False, inproc=False, out=printed.append)
     assert calls == ['b', 'c'] and failed == []
 
     # a step that "succeeds" without writing its outputs is a failure
-    s = rp.Step('test', 'e', 'e', [tmp_path / 'e.out'], func=lambda: None)
-    assert [f.name for f in rp.run_plan([s], tmp_path, dry_run=False, inproc=False, out=printed.append)] == ['e']
+    s = lib.Step('test', 'e', 'e', [tmp_path / 'e.out'], func=lambda: None)
+    assert [f.name for f in lib.run_plan([s], tmp_path, dry_run=False, inproc=False, out=printed.append)] == ['e']
 
 
 def test_run_plan_subprocess_commands(tmp_path):
     """Commands run as subprocesses (2 at a time), output streamed to the step's log, exit status checked."""
     ok = tmp_path / 'ok.out'
-    good = rp.Step('test', 'good', 'good', [ok], command=[
+    good = lib.Step('test', 'good', 'good', [ok], command=[
         'python', '-c', f'import os; print("hello", os.environ["X"]); open({str(ok)!r}, "w").write("1")'],
         env={'X': 'from-env'})
-    bad = rp.Step('test', 'bad', 'bad', [tmp_path / 'bad.out'], command=['python', '-c', 'import sys; sys.exit(3)'])
+    bad = lib.Step('test', 'bad', 'bad', [tmp_path / 'bad.out'], command=['python', '-c', 'import sys; sys.exit(3)'])
     printed = []
-    failed = rp.run_plan([good, bad], tmp_path, dry_run=False, inproc=False, jobs=2, keep_going=True,
+    failed = lib.run_plan([good, bad], tmp_path, dry_run=False, inproc=False, jobs=2, keep_going=True,
                          out=printed.append)
     assert [s.name for s in failed] == ['bad'] and ok.is_file()
     assert 'hello from-env' in (tmp_path / 'logs/good.log').read_text()
@@ -282,7 +284,7 @@ def test_run_plan_subprocess_commands(tmp_path):
 def test_table_row_options_are_parsed_back_to_the_row():
     """The printed --cfg-options survive mmengine's DictAction and name exactly the table's row key."""
     from mmengine.config import Config
-    steps = rp.make_plan(['C'], methods=['tokenmix'], work_root='/tmp/unused-root')
+    steps = lib.make_plan(['C'], methods=['tokenmix'], work_root='/tmp/unused-root')
     for s in steps:
         if s.kind != 'test':
             continue
@@ -311,10 +313,10 @@ def test_demo_schedule_is_validated(capsys):
 def test_finish_tables_warns_about_skipped_results(tmp_path):
     _touch(tmp_path / 'run/results/ss.json', '{not json')
     printed = []
-    rp.finish_tables(['A'], tmp_path, write=False, out=printed.append)
+    lib.finish_tables(['A'], tmp_path, write=False, out=printed.append)
     assert any(p.startswith('warning: skipped') and 'unreadable results file' in p for p in printed)
     printed.clear()
-    rp.finish_tables(['A'], tmp_path / 'not-yet', write=False, out=printed.append)   # a dry run's new work root
+    lib.finish_tables(['A'], tmp_path / 'not-yet', write=False, out=printed.append)   # a dry run's new work root
     assert not any('warning' in p for p in printed)
 
 
@@ -330,13 +332,13 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         time.sleep(float(argv[1]) if argv[1:] else 0)
         _touch(argv[0])
     # tools/<script>.py stand-ins, inherited by the forked workers
-    monkeypatch.setitem(rp._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
-    monkeypatch.setitem(rp._TOOLS, 'write', SimpleNamespace(main=write))
+    monkeypatch.setitem(runner._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setitem(runner._TOOLS, 'write', SimpleNamespace(main=write))
 
     def steps(root):
         def step(name, script, deps=(), wait=None):
             out = root / f'{name}.out'
-            return rp.Step('test', name, name, [out], deps=list(deps), script=script,
+            return lib.Step('test', name, name, [out], deps=list(deps), script=script,
                            argv=[str(out)] + ([str(wait)] if wait else []), command=['python', f'tools/{script}.py'])
         # 'beside' runs beside 'dies' (it would take a minute: it is stopped with the pool)
         return [step('dies', 'die'), step('beside', 'write', wait=60), step('after', 'write', deps=[0]),
@@ -346,7 +348,7 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         root = tmp_path / str(keep_going)
         printed = []
         t0 = time.perf_counter()
-        failed = rp.run_plan(steps(root), root, dry_run=False, inproc=True, jobs=2, keep_going=keep_going,
+        failed = lib.run_plan(steps(root), root, dry_run=False, inproc=True, jobs=2, keep_going=keep_going,
                              out=printed.append)
         assert time.perf_counter() - t0 < 50
         text = '\n'.join(printed)
@@ -373,7 +375,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
         _touch(data / DATASET_DIRS[d] / MARKER)
 
     def plan(**sched):
-        return rp.make_plan(['A'], methods=['transmix'], demo=True, launcher='none', work_root=root,
+        return lib.make_plan(['A'], methods=['transmix'], demo=True, launcher='none', work_root=root,
                             data_root=data, demo_schedule=sched)
 
     ran = []
@@ -391,11 +393,11 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
             final = _touch(wd / f'iter_{opts["train_cfg.max_iters"]}.pth')
             _touch(wd / 'iter_2.pth')
             _touch(wd / 'last_checkpoint', str(final))
-    monkeypatch.setattr(rp, '_run_inprocess', fake_run)
+    monkeypatch.setattr(runner, '_run_inprocess', fake_run)
 
     def run(steps):
         ran.clear()
-        assert rp.run_plan(steps, root, dry_run=False, inproc=True, out=lambda s: None) == []
+        assert lib.run_plan(steps, root, dry_run=False, inproc=True, out=lambda s: None) == []
         return ran
 
     steps = plan(seg_iters=4)
@@ -413,7 +415,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
     assert sorted(n for n, s in steps.items() if s.needed) == \
         sorted(n for n in steps if n.startswith(('train', 'test')))
     train = steps['train_pascal-context-59_mask_vit-nano_transmix']
-    assert train.stale and not train.resume and '--resume' not in train.argv and train.reason == rp.STALE
+    assert train.stale and not train.resume and '--resume' not in train.argv and train.reason == lib.STALE
     assert all(s.stale for n, s in steps.items() if n.startswith('test'))
     assert sorted(run(list(steps.values()))) == sorted(
         [('train', 'pascal-context-59_linear', False, False), ('train', 'pascal-context-59_mask', False, False)]

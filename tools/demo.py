@@ -45,8 +45,9 @@ def main(argv=None) -> int:
     os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')
 
     from mixseg.engine import load_tool
-    # by path: tools/ on sys.path would let tools/test.py and tools/tables.py shadow the stdlib's `test` and
-    # PyTables' `tables`; load_tool registers it in sys.modules (its worker processes get its functions by name)
+    from mixseg.reproduce.runner import fmt_time
+    # tools/reproduce.py's command line, loaded by path: tools/ on sys.path would let tools/test.py and
+    # tools/tables.py shadow the stdlib's `test` and PyTables' `tables`
     reproduce = load_tool('reproduce')
     rargv = [*args.tables, '--demo', *rest]
     dry_run = reproduce.parse_args(rargv).dry_run
@@ -54,8 +55,8 @@ def main(argv=None) -> int:
     rc = reproduce.main(rargv)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     if not dry_run:
-        print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {reproduce._fmt_time(wall)} wall time, '
-              f'{reproduce._fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
+        print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {fmt_time(wall)} wall time, '
+              f'{fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
     return rc
 
 

@@ -1,0 +1,330 @@
+"""The plan of a table run: which pretrainings, transfers and tests each row needs (paper or demo setting),
+with what is done already and what still is needed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mixseg.tables import TABLES
+
+from .steps import (ROOT, STALE, Step, _launch, _load_config, _read_stamp, _share_fn, _slug, _stamp_argv,
+                    final_checkpoint, final_checkpoint_name, rel)
+
+METHODS = ('baseline', 'transmix', 'mixpro', 'tokenmix')
+DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What each table trains: the transfer task of its rows (dataset + decoder) and the paper's GPU setting.
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str             # work-dir folder, e.g. 'pascal-context-59_mask'
+    dataset: str          # demo dataset name (mixseg.demo_data): 'ade20k' | 'pascal_context' | 'coco'
+    gpus: int             # the paper's GPU count
+    scope: str            # 'seg' | 'det'
+
+
+PRETRAIN_GPUS = 8         # DeiT recipe: 8 GPUs × 128 = 1024
+TASKS = {
+    ('A', 'linear'): Task('pascal-context-59_linear', 'pascal_context', 8, 'seg'),  # 8 × 2 = 16
+    ('A', 'mask'): Task('pascal-context-59_mask', 'pascal_context', 8, 'seg'),
+    ('B', None): Task('coco_mask-rcnn-1x', 'coco', 8, 'det'),                       # 8 × 2 = 16
+    ('C', None): Task('ade20k_mask', 'ade20k', 8, 'seg'),                            # 8 × 1 = 8
+}
+
+
+def task_of(table: str, key: dict) -> Task:
+    return TASKS[(table, key.get('decoder') if table == 'A' else None)]
+
+
+def _first_existing(*candidates: str) -> str:
+    for c in candidates:
+        if (ROOT / c).is_file():
+            return c
+    return candidates[-1]   # reported as missing by the plan's check
+
+
+def real_configs(table: str, key: dict) -> tuple[str, str]:
+    """(pretraining config, transfer config) of a row on the real datasets (paths relative to the repo)."""
+    model, method = key['model'], key['method']
+    pretrain = f'configs/pretrain/{model}_{method}_8xb128-300e_in1k.py'
+    if table == 'A':
+        base = f'configs/segmenter/segmenter-{key["decoder"]}_{model}{{}}_8xb2-80k_pascal-context-59-480x480.py'
+    elif table == 'C':   # TokenMix paper: Segmenter mask decoder on ADE20K
+        base = f'configs/segmenter/segmenter-mask_{model}{{}}_8xb1-160k_ade20k-512x512.py'
+    else:
+        base = f'configs/mask_rcnn/mask-rcnn_{model}{{}}_fpn_8xb2-1x_coco.py'
+    # the method's own config (it names the method), else the baseline one: the backbone comes from the options
+    own = [] if method == 'baseline' else [base.format(f'_{method}')]
+    return pretrain, _first_existing(*own, base.format(''))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Demo mode: every row on the tiny demo models, the generated data and shortened schedules.
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str             # pretraining work-dir name prefix, e.g. 'vit-nano'
+    pretrain: str         # configs/demo/pretrain_{}_<method>_demo.py pattern (method filled in)
+    describe: str
+
+
+DEMO_VIT = DemoModel('vit-nano', 'configs/demo/pretrain_vit-nano_{}_demo.py',
+                     'demo ViT (patch 8, width 96, depth 4)')
+DEMO_PVT = DemoModel('pvt-nano', 'configs/demo/pretrain_pvt-nano_{}_demo.py',
+                     'demo PVT v1 (pvt_nano: depths 1-1-1-1, widths 32-256)')
+# Which demo model stands in for each paper model. DeiT-T/S/B all map onto the one demo ViT, so Table C's
+# three rows per method share one run (and show the same numbers).
+DEMO_MODELS = {'deit-t': DEMO_VIT, 'deit-s': DEMO_VIT, 'deit-b': DEMO_VIT, 'pvt-s': DEMO_PVT}
+# The demo transfer config of each task (a glob: the schedule in the name is the config's business)
+DEMO_TRANSFER = {
+    'pascal-context-59_linear': 'configs/demo/segmenter-linear_vit-demo_*_pascal-context-59-demo-*.py',
+    'pascal-context-59_mask': 'configs/demo/segmenter-mask_vit-demo_*_pascal-context-59-demo-*.py',
+    'ade20k_mask': 'configs/demo/segmenter-mask_vit-demo_*_ade20k-demo-*.py',
+    'coco_mask-rcnn-1x': 'configs/demo/mask-rcnn_pvt-demo_fpn_*_coco-demo.py',
+}
+# Data size and schedules of the demo: None keeps the demo config's own schedule; --demo-schedule KEY=VALUE
+# changes them. Validation during transfer training is switched off: the test step evaluates the final model.
+DEMO_SCHEDULE = dict(data_size='small', pretrain_epochs=None, seg_iters=None, det_epochs=None)
+
+
+def demo_config(pattern: str) -> str:
+    found = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob(pattern))
+    if len(found) != 1:
+        raise SystemExit(f'error: expected one demo config {pattern}, found {found or "none"}')
+    return found[0]
+
+
+def demo_note(tables) -> str:
+    used = {DEMO_MODELS[dict(r.key)['model']] for t in tables for r in TABLES[t].rows if not r.reference}
+    parts = [DEMO_NOTE]
+    name = {'deit-t': 'DeiT-T', 'deit-s': 'DeiT-S', 'deit-b': 'DeiT-B', 'pvt-s': 'PVT-S'}
+    parts += [f'{"/".join(name.get(k, k) for k, v in DEMO_MODELS.items() if v is m)} → {m.describe}'
+              for m in sorted(used, key=lambda m: m.name, reverse=True)]
+    if 'C' in tables and DEMO_MODELS['deit-t'] is DEMO_MODELS['deit-s'] is DEMO_MODELS['deit-b']:
+        parts.append('Table C: the DeiT-T/S/B rows share one demo run per method')
+    return '; '.join(parts)
+
+
+def _demo_data_root(data_root: Path, dataset: str) -> list[str]:
+    """``--data-root`` of tools/train.py / test.py: every dataloader (and COCO evaluator) of the config reads
+    the generated copy of ``dataset``."""
+    from mixseg.demo_data import DATA_ROOTS
+    return ['--data-root', rel(data_root / DATA_ROOTS[dataset])]
+
+
+def _demo_pretrain_options(sched: dict) -> list[str]:
+    # the small demo batches are cheap to load: no loader processes (steps may run 2 at a time on 2 cores)
+    opts = [f'{s}_dataloader.{k}' for s in ('train', 'val') for k in ('num_workers=0', 'persistent_workers=False')]
+    e = sched['pretrain_epochs']
+    if e:   # the demo schedule: 1 warmup epoch, then cosine to the end (one epoch only: constant lr)
+        opts += [f'train_cfg.max_epochs={e}', f'train_cfg.val_interval={e}']
+        opts += [f'param_scheduler.1.T_max={e - 1}', f'param_scheduler.1.end={e}'] if e > 1 else \
+            ['param_scheduler=None']
+    return opts
+
+
+def _demo_schedule_options(task: Task, sched: dict) -> list[str]:
+    no_val = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+    if task.scope == 'det':
+        e = sched['det_epochs']
+        return no_val + ([f'train_cfg.max_epochs={e}', f'param_scheduler.1.end={e}',
+                          f'param_scheduler.1.milestones=[{max(e - 1, 1)}]',
+                          f'default_hooks.checkpoint.interval={e}'] if e else [])
+    n = sched['seg_iters']
+    return no_val + ([f'train_cfg.max_iters={n}', f'param_scheduler.0.end={n}',
+                      f'default_hooks.checkpoint.interval={n}'] if n else [])
+
+
+def parse_demo_schedule(items) -> dict:
+    """``--demo-schedule KEY=VALUE ...`` as a dict; a ValueError names the item that is wrong."""
+    sched = {}
+    for item in items or ():
+        k, _, v = item.partition('=')
+        if k not in DEMO_SCHEDULE or not v:
+            raise ValueError(f'--demo-schedule {item!r}: expected KEY=VALUE with KEY in {sorted(DEMO_SCHEDULE)}')
+        if k == 'data_size':
+            from mixseg.demo_data import SIZES
+            if v not in SIZES:
+                raise ValueError(f'--demo-schedule {item!r}: data_size is one of {", ".join(SIZES)}')
+            sched[k] = v
+        else:
+            try:
+                sched[k] = int(v)
+            except ValueError:
+                sched[k] = 0
+            if sched[k] < 1:
+                raise ValueError(f'--demo-schedule {item!r}: {k} is a whole number ≥ 1')
+    return sched
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The plan: a list of steps with their outputs and dependencies.
+
+
+def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
+              backbones=None, data_root=None, demo_schedule=None) -> list[Step]:
+    """Every step the tables need, in running order, with what is done already and what still is needed."""
+    work_root = Path(work_root).resolve()
+    data_root = Path(data_root or ROOT / 'data/demo').resolve()
+    backbones = backbones or {}
+    sched = dict(DEMO_SCHEDULE, **(demo_schedule or {}))
+    inproc = demo and launcher == 'none'
+    steps: list[Step] = []
+
+    def add(step: Step) -> int:
+        steps.append(step)
+        return len(steps) - 1
+
+    def exp(name):   # unique experiment (logger, visualizer) names for runs inside one process
+        return [f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []
+
+    def stamped(stamp: Path, argv: list, deps: list) -> dict:
+        """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
+        and whether its work dir holds the results of other arguments (its stamp, or a needed step, is stale)."""
+        key = dict(argv=_stamp_argv(argv), after=[steps[d].key for d in deps if steps[d].key is not None])
+        stale = any(steps[d].stale for d in deps) or _read_stamp(stamp) not in (None, key)
+        return dict(stamp=stamp, key=key, stale=stale)
+
+    rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
+            and (not methods or dict(r.key)['method'] in methods)]
+    if not rows:
+        raise SystemExit('error: no table row to run (check --methods)')
+
+    data_step = None
+    if demo:
+        datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows})
+        from mixseg.demo_data import DATASET_DIRS, MARKER
+
+        def make_data(datasets=tuple(datasets)):
+            from mixseg.demo_data import make_demo_data
+            make_demo_data(data_root, seed=0, size=sched['data_size'], only=','.join(datasets), log=print)
+        data_step = add(Step('data', 'data', f'demo data ({", ".join(datasets)}) in {rel(data_root)}',
+                             [data_root / DATASET_DIRS[d] / MARKER for d in datasets], func=make_data,
+                             command=['python', 'tools/make_demo_data.py', '--out', rel(data_root), '--size',
+                                      sched['data_size'], '--only', ','.join(datasets)]))
+
+    pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+    train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
+    test_steps: dict = {}       # (train key, tag) -> step index
+    for table, row in rows:
+        key = dict(row.key)
+        method = key['method']
+        task = task_of(table, key)
+        if demo:
+            dm = DEMO_MODELS[key['model']]
+            pmodel, pconfig, tconfig = dm.name, dm.pretrain.format(method), demo_config(DEMO_TRANSFER[task.name])
+        else:
+            pmodel = key['model']
+            pconfig, tconfig = real_configs(table, key)
+        for c in (pconfig, tconfig):
+            if not (ROOT / c).is_file():
+                raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
+        label = f'{table}: {" / ".join(row.label)}'
+
+        # (1) pretraining, shared by every row that needs this (model, method)
+        pkey = (pmodel, method)
+        if pkey not in pretrain_steps:
+            given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+            if given is not None:
+                pretrain_steps[pkey] = (None, given)
+            else:
+                wd = work_root / 'pretrain' / f'{pmodel}_{method}'
+                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
+                backbone = wd / 'backbone.safetensors'
+                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
+                    + (['--cfg-options', *opts] if opts else [])
+                deps = [data_step] if data_step is not None else []
+                st = stamped(wd / 'pretrain.argv.json', argv, deps)
+                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
+                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
+                argv[3:3] = ['--resume'] if resume else []
+                cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
+                                   f'pretrain-{pmodel}-{method}', wd)
+                batch = _load_config(pconfig, opts).train_dataloader.get('batch_size')
+                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
+                             deps=deps, script='train', argv=argv, command=cmd, env=env,
+                             gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS, batch=batch, resume=resume, **st))
+                pretrain_steps[pkey] = (i, backbone)
+        p_idx, backbone = pretrain_steps[pkey]
+        if p_idx is not None:
+            steps[p_idx].rows.append(label)
+
+        # (2) transfer training, one per (task, pretrained backbone)
+        tkey = (task.name, pmodel, method)
+        if tkey not in train_steps:
+            wd = work_root / task.name / f'{pmodel}_{method}'
+            opts = [f'model.backbone.checkpoint={rel(backbone)}']
+            if demo:
+                opts += _demo_schedule_options(task, sched)
+            opts += exp(f'{task.name}_{pmodel}_{method}')
+            cfg = _load_config(tconfig, opts)
+            ckpt_name = final_checkpoint_name(cfg)
+            argv = [tconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, task.dataset) if demo else []) \
+                + ['--cfg-options', *opts]
+            deps = [d for d in (p_idx, data_step) if d is not None]
+            st = stamped(wd / 'train.argv.json', argv, deps)
+            done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
+            resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
+            argv[3:3] = ['--resume'] if resume else []
+            n = 1 if launcher == 'none' else gpus or task.gpus
+            cmd, env = _launch('train', argv, launcher, n, partition, f'{task.name}-{pmodel}-{method}', wd)
+            i = add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
+                         [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
+                         gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
+            train_steps[tkey] = (i, wd, tconfig, task, done or wd / ckpt_name)
+        t_idx, wd, tconfig, task, ckpt = train_steps[tkey]
+        steps[t_idx].rows.append(label)
+
+        # (3) tests: single scale, and multi-scale + flip for tables with "+MS" columns
+        tags = sorted({c.tag for c in TABLES[table].columns}, key=['ss', 'ms'].index)
+        order = ['model', 'method', 'decoder']
+        row_opts = [f'table_row.table={table}'] + [
+            f'table_row.{k}={v}' for k, v in sorted(row.key, key=lambda kv: (order + [kv[0]]).index(kv[0]))]
+        for tag in tags:
+            results = wd / 'results' / f'{tag}.json'
+            if (tkey, tag) not in test_steps:
+                opts = row_opts + exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
+                argv = [tconfig, rel(ckpt), '--work-dir', rel(wd)] + (['--tta'] if tag == 'ms' else []) \
+                    + (_demo_data_root(data_root, task.dataset) if demo else []) + ['--cfg-options', *opts]
+                n = 1 if launcher == 'none' else gpus or task.gpus
+                cmd, env = _launch('test', argv, launcher, n, partition, f'test-{tag}-{task.name}-{pmodel}-{method}',
+                                   wd)
+                i = add(Step('test', f'test_{tag}_{task.name}_{pmodel}_{method}',
+                             f'test {tag} {task.name} {pmodel} {method}', [results], deps=[t_idx], script='test',
+                             argv=argv, command=cmd, env=env, gpus=n, rows=[label],
+                             **stamped(wd / f'test-{tag}.argv.json', argv, [t_idx])))
+                test_steps[(tkey, tag)] = i
+            else:
+                # a row sharing a run (demo: Table C's DeiT-T/S/B): the run's results, under this row's table_row
+                src = test_steps[(tkey, tag)]
+                dest = wd / 'rows' / _slug(table, row.label) / 'results' / f'{tag}.json'
+                table_row = dict(table=table, **key)
+                cmd = ['cp', rel(results), rel(dest)]   # (what it amounts to; table_row rewritten)
+                add(Step('share', f'share_{tag}_{_slug(table, row.label)}', f'share {tag} → {label}', [dest],
+                         deps=[src], func=_share_fn(results, dest, table_row), rows=[label], command=cmd,
+                         **stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
+
+    # done: outputs exist, of the current arguments; needed: not done and (a final step, or something
+    # downstream needs it)
+    dependents = {i: [] for i in range(len(steps))}
+    for i, s in enumerate(steps):
+        s.done = not s.stale and all(Path(o).is_file() for o in s.outputs)
+        for d in s.deps:
+            dependents[d].append(i)
+    for i in reversed(range(len(steps))):
+        s = steps[i]
+        leaf = s.kind in ('test', 'share')
+        s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
+        s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
+                                          STALE if s.stale else '')
+    for s in steps:   # a given backbone file must exist when a transfer that needs it runs
+        if s.kind == 'train' and s.needed:
+            b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint='))
+            if not any(steps[d].kind == 'pretrain' for d in s.deps) and not (ROOT / b).is_file():
+                s.reason = f'missing backbone file {b}'
+    return steps
+
+
