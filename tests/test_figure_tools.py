@@ -315,3 +315,33 @@ def test_demo_figures_for_every_pretrained_model(tmp_path, image_dir):
     report = json.loads((tmp_path / 'figures/occlusion/vit-x/occlusion.json').read_text())
     assert [m['method'] for m in report['models']] == ['tokenmix', 'tokenmix']   # baseline first, then transmix
     assert [m['checkpoint'].split('/')[-2] for m in report['models']] == ['vit-x_baseline', 'vit-x_transmix']
+
+
+def test_demo_plan_has_the_figure_steps(tmp_path):
+    """reproduce --demo --figures: per demo model an attention, an occlusion and a mix step after its pretrainings,
+    each a valid command line of its tool; --tensorboard reaches every training but not the stamps."""
+    from mixseg.reproduce import make_plan
+    steps = make_plan(['A', 'B', 'C'], demo=True, launcher='none', work_root=tmp_path / 'w',
+                      data_root=tmp_path / 'd', figures=True, tensorboard=True)
+    figs = [s for s in steps if s.kind == 'figure']
+    assert sorted(s.name for s in figs) == sorted(f'figure_{k}_{m}' for k in ('attention', 'occlusion', 'mix')
+                                                  for m in ('vit-nano', 'pvt-nano'))
+    for s in figs:
+        model = s.name.rsplit('_', 1)[1]
+        pre = {steps[d].name for d in s.deps if steps[d].kind == 'pretrain'}
+        n = 4 if model == 'vit-nano' else 3
+        assert len(pre) == n and all(p.startswith(f'pretrain_{model}_') for p in pre)
+        assert s.needed and not s.done and s.command[:2] == ['python', f'tools/{s.script}.py']
+        args = load_tool(s.script).parse_args(s.argv)
+        assert args.images.endswith('imagenet/val')
+        if s.script == 'occlusion_robustness':
+            assert len(args.checkpoint) == n and all(c.endswith('/epoch_12.pth') for c in args.checkpoint)
+        if s.script == 'visualize_attention':
+            assert len(args.checkpoint) == n and all(c.endswith('backbone.safetensors') for c in args.checkpoint)
+        if s.script == 'visualize_mix':
+            assert f'{model}_transmix' in args.checkpoint
+    trains = [s for s in steps if s.kind in ('pretrain', 'train')]
+    assert all('tensorboard=True' in s.argv and 'tensorboard=True' not in s.key['argv'] for s in trains)
+    plain = make_plan(['A', 'B', 'C'], demo=True, launcher='none', work_root=tmp_path / 'w', data_root=tmp_path / 'd')
+    assert not any(s.kind == 'figure' for s in plain)
+    assert [s.key for s in plain if s.kind == 'pretrain'] == [s.key for s in steps if s.kind == 'pretrain']

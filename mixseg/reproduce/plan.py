@@ -165,8 +165,12 @@ def parse_demo_schedule(items) -> dict:
 
 
 def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
-              backbones=None, data_root=None, demo_schedule=None) -> list[Step]:
-    """Every step the tables need, in running order, with what is done already and what still is needed."""
+              backbones=None, data_root=None, demo_schedule=None, figures=False, tensorboard=False) -> list[Step]:
+    """Every step the tables need, in running order, with what is done already and what still is needed.
+
+    ``figures`` (demo): also the figure steps of every pretrained demo model (:mod:`.figures`);
+    ``tensorboard``: every training writes TensorBoard curves too (``tensorboard=True``, not part of the stamps).
+    """
     work_root = Path(work_root).resolve()
     data_root = Path(data_root or ROOT / 'data/demo').resolve()
     backbones = backbones or {}
@@ -179,7 +183,8 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         return len(steps) - 1
 
     def exp(name):   # unique experiment (logger, visualizer) names for runs inside one process
-        return [f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []
+        return ([f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []) + \
+            (['tensorboard=True'] if tensorboard else [])
 
     def stamped(stamp: Path, argv: list, deps: list) -> dict:
         """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
@@ -207,6 +212,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                                       sched['data_size'], '--only', ','.join(datasets)]))
 
     pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+    pretrain_ckpts: dict = {}   # (model, method) -> the pretraining's final training checkpoint (with the head)
     train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
     test_steps: dict = {}       # (train key, tag) -> step index
     for table, row in rows:
@@ -243,7 +249,9 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                 argv[3:3] = ['--resume'] if resume else []
                 cmd, env = _launch('train', argv, launcher, gpus or PRETRAIN_GPUS, partition,
                                    f'pretrain-{pmodel}-{method}', wd)
-                batch = _load_config(pconfig, opts).train_dataloader.get('batch_size')
+                pcfg = _load_config(pconfig, opts)
+                batch = pcfg.train_dataloader.get('batch_size')
+                pretrain_ckpts[pkey] = wd / final_checkpoint_name(pcfg)
                 i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
                              deps=deps, script='train', argv=argv, command=cmd, env=env,
                              gpus=1 if launcher == 'none' else gpus or PRETRAIN_GPUS, batch=batch, resume=resume, **st))
@@ -307,6 +315,17 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                          deps=[src], func=_share_fn(results, dest, table_row), rows=[label], command=cmd,
                          **stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
 
+    if demo and figures:   # the papers' figures of every pretrained demo model
+        from mixseg.demo_data import DATA_ROOTS
+
+        from .figures import figure_steps
+        pretrains: dict = {}
+        for (pmodel, method), (i, backbone) in pretrain_steps.items():
+            pretrains.setdefault(pmodel, {})[method] = (i, backbone, pretrain_ckpts.get((pmodel, method)))
+        for s in figure_steps(pretrains, work_root, data_root / DATA_ROOTS['imagenet'] / 'val', stamped,
+                              [data_step]):
+            add(s)
+
     # done: outputs exist, of the current arguments; needed: not done and (a final step, or something
     # downstream needs it)
     dependents = {i: [] for i in range(len(steps))}
@@ -316,7 +335,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             dependents[d].append(i)
     for i in reversed(range(len(steps))):
         s = steps[i]
-        leaf = s.kind in ('test', 'share')
+        leaf = s.kind in ('test', 'share', 'figure')
         s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
         s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
                                           STALE if s.stale else '')

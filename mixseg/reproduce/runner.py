@@ -100,12 +100,12 @@ def fmt_time(s: float) -> str:
 # Rough seconds per kind of step (demo, one core each) for the first ETA and for the order in which ready steps
 # start (pretrainings first as they unblock the rest, then the longest); the ETA then follows measured times.
 _GUESS = {'data': 15, 'pretrain-vit': 45, 'pretrain-pvt': 60, 'train-seg': 90, 'train-det': 100, 'test-ss-seg': 8,
-          'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0}
-_KIND_ORDER = {'data': 0, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4}
+          'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'figure': 20}
+_KIND_ORDER = {'data': 0, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'figure': 5}
 
 
 def _group(step: 'Step') -> str:
-    if step.kind in ('data', 'share'):
+    if step.kind in ('data', 'share', 'figure'):
         return step.kind
     if step.kind == 'pretrain':
         return 'pretrain-pvt' if 'pvt' in step.name else 'pretrain-vit'
@@ -321,7 +321,8 @@ def reproduce(args, out=print) -> int:
     steps = make_plan(args.tables, methods=args.methods, demo=args.demo, work_root=args.work_root,
                       launcher=args.launcher, gpus=args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
-                      demo_schedule=args.demo_schedule)
+                      demo_schedule=args.demo_schedule, figures=getattr(args, 'figures', False),
+                      tensorboard=getattr(args, 'tensorboard', False))
     if args.gpus not in (None, 8) and args.launcher != 'none' and not args.demo:
         out(f'note: {args.gpus} GPUs per run instead of the papers\' 8: the per-GPU batch of each config stays, '
             'so the total batch (and the lr it was tuned for) differs from the papers')
@@ -332,6 +333,10 @@ def reproduce(args, out=print) -> int:
     note = demo_note(args.tables) if args.demo else ''
     _, missing = finish_tables(args.tables, args.work_root, note, write=not args.dry_run, out=out,
                                plot_note=DEMO_NOTE if args.demo else '')
+    if not args.dry_run and any(s.kind == 'figure' for s in steps):
+        from .figures import list_figures
+        figs = list_figures(args.work_root)
+        out(f'\nfigures ({len(figs)}) in {rel(args.work_root / "figures")}:' + ''.join(f'\n  {rel(f)}' for f in figs))
     if failed:
         out(f'\n{len(failed)} step(s) failed or not run: ' + ', '.join(s.name for s in failed))
         return 1

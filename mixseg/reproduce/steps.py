@@ -16,7 +16,7 @@ STALE = 'options changed: starts over'
 
 @dataclass
 class Step:
-    kind: str                      # 'data' | 'pretrain' | 'train' | 'test' | 'share'
+    kind: str                      # 'data' | 'pretrain' | 'train' | 'test' | 'share' | 'figure'
     name: str                      # unique, used for the log file
     title: str                     # what the progress line says
     outputs: list                  # Paths: all present → the step is done
@@ -96,10 +96,11 @@ def parse_backbones(items) -> dict:
 
 
 def _stamp_argv(argv) -> list:
-    """The arguments that decide what a step computes: its argv without ``--resume`` and without the
-    experiment names of in-process runs (``--subprocess`` does not change results)."""
+    """The arguments that decide what a step computes: its argv without ``--resume``, without the
+    experiment names of in-process runs (``--subprocess`` does not change results) and without the TensorBoard
+    switch (it adds curves, not results)."""
     return [a for a in map(str, argv)
-            if a != '--resume' and not a.startswith(('experiment_name=', 'visualizer.name='))]
+            if a != '--resume' and not a.startswith(('experiment_name=', 'visualizer.name=', 'tensorboard='))]
 
 
 def _read_stamp(path: Path):

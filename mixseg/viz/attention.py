@@ -166,7 +166,12 @@ def _caption(loaded: LoadedModel, logits, classes, true_class) -> str:
 
 def visualize_attention(models: Sequence[LoadedModel], images_dir, out_dir, num_images: int = 4,
                         crop_pct: float = 0.875) -> list[Path]:
-    """Draw one PNG per image (``out_dir/<class>_<name>.png``): every model's per-layer class attention."""
+    """Draw one PNG per image (``out_dir/<class>_<name>.png``): every model's per-layer class attention; and
+    ``out_dir/attention.json``, what was drawn (models, images, figures), written last."""
+    import json
+
+    from ..checkpoint import atomic_write_text
+    from .models import describe
     paths, labels, classes = list_images(images_dir)
     probes = [LayerAttention(m.model) for m in models]
     written = []
@@ -185,6 +190,10 @@ def visualize_attention(models: Sequence[LoadedModel], images_dir, out_dir, num_
     finally:
         for p in probes:
             p.remove()
+    index = dict(images_dir=str(images_dir), models=[dict(describe(m), layers=p.layer_names)
+                                                     for m, p in zip(models, probes)],
+                 figures=[str(p) for p in written])
+    atomic_write_text(Path(out_dir) / 'attention.json', json.dumps(index, indent=2) + '\n')
     return written
 
 
