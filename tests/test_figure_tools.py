@@ -174,11 +174,15 @@ def test_occlusion_tool_writes_json_and_png(tmp_path, image_dir):
     rec = report['models'][0]
     assert rec['grid'] == [4, 4] and rec['patch'] == 8 and len(rec['results']) == 10
     assert report['models'][0]['results'] == report['models'][1]['results']   # fixed seeds: the same drops
-    # ratio 0 is the plain accuracy of the classifier on the images (resize 36 → centre crop 32, as timm's eval)
-    from mixseg.viz.models import list_images, normalize, read_image
+    # ratio 0 is the plain accuracy of the classifier on the images as the project evaluates them (timm's eval
+    # transform of the demo configs: resize 36 → centre crop 32, ImageNet mean/std)
+    from PIL import Image
+    from timm.data import create_transform
+
+    from mixseg.viz.models import list_images
     paths, labels, classes = list_images(image_dir)
-    loaded = load_model(ckpt)
-    x = torch.stack([normalize(read_image(p, 32), loaded) for p in paths])
+    t = create_transform(input_size=32, is_training=False, interpolation='bicubic', crop_pct=0.875)
+    x = torch.stack([t(Image.open(p).convert('RGB')) for p in paths])
     with torch.no_grad():
         prob = model(x).softmax(-1)
     y = torch.tensor([classes.index(c) for c in labels])

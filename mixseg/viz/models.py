@@ -24,6 +24,7 @@ import torch.nn as nn
 from ..checkpoint import CheckpointError, load_strict, read_weights, strip_prefixes, torch_load_safely
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # timm's IMAGENET_DEFAULT_*
 # mixer type of a stage-1 config -> the method name the backbone file records (pretrain/mixers.py)
 _RECIPES = {'deit_mix': 'baseline', 'transmix_recipe': 'transmix', 'mixpro_recipe': 'mixpro',
             'tokenmix_recipe': 'tokenmix', 'NoMix': 'none'}
@@ -42,6 +43,11 @@ class LoadedModel:
     kind: str = 'backbone file'          # 'backbone file' | 'training checkpoint' | 'timm checkpoint' | 'untrained'
     meta: dict = field(default_factory=dict)
     model_kwargs: dict = field(default_factory=dict)
+    # input normalisation: ImageNet's, as the project trains (TimmTransform's default) and DeiT/PVT were trained —
+    # not the timm arch's pretrained_cfg (vit_tiny_patch16_224's is 0.5/0.5); a training checkpoint's own test
+    # pipeline overrides it
+    mean: tuple = _IMAGENET_MEAN
+    std: tuple = _IMAGENET_STD
 
     @property
     def num_classes(self) -> int:
@@ -63,9 +69,7 @@ class LoadedModel:
 
     @property
     def mean_std(self):
-        cfg = getattr(self.model, 'pretrained_cfg', None) or {}
-        from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-        return tuple(cfg.get('mean', IMAGENET_DEFAULT_MEAN)), tuple(cfg.get('std', IMAGENET_DEFAULT_STD))
+        return tuple(self.mean), tuple(self.std)
 
 
 def _pair(x) -> tuple:
@@ -166,8 +170,20 @@ def _from_training_checkpoint(path, obj, arch, img_size, model_kwargs) -> Loaded
     load_strict(model, sd, source=path)
     mixer = mcfg.get('mixer') if isinstance(mcfg.get('mixer'), dict) else {}
     method = mcfg.get('method') or _RECIPES.get(mixer.get('type'), mixer.get('type')) or 'none'
+    norm = _test_normalisation(meta['cfg'], path)
     return LoadedModel(model.eval(), path, arch, size, method=method, epochs=meta.get('epoch'),
-                       has_head=_has_head(sd), kind='training checkpoint', meta=meta, model_kwargs=kwargs)
+                       has_head=_has_head(sd), kind='training checkpoint', meta=meta, model_kwargs=kwargs, **norm)
+
+
+def _test_normalisation(cfg_text: str, source) -> dict:
+    """mean/std of the TimmTransform in the stored config's test pipeline, when it sets them."""
+    from ..stored_config import plain_config
+    cfg = plain_config(cfg_text, source)
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
+    for t in ((loader.get('dataset') or {}).get('pipeline') or []):
+        if isinstance(t, dict) and t.get('mean') is not None and t.get('std') is not None:
+            return dict(mean=tuple(t['mean']), std=tuple(t['std']))
+    return {}
 
 
 def _from_timm_checkpoint(path, arch, img_size, model_kwargs) -> LoadedModel:
