@@ -61,9 +61,10 @@ def generated_images(size: int, count: int, generator: torch.Generator):
 
 def folder_images(folder, size, rows: int, generator: torch.Generator, crop_pct: float = 0.875):
     """``2·rows`` images of ``folder`` (class sub-folders give the labels) in pair order, as the model sees them."""
-    paths, labels, _ = list_images(folder)
+    paths, labels, classes = list_images(folder)
     idx = pick_pairs(labels, rows, generator)
-    names = sorted({labels[i] or 'image' for i in idx})
+    # labels index all class folders (sorted), as in training: a classifier's logits then match them (PAL)
+    names = list(classes) + (['image'] if any(labels[i] is None for i in idx) else [])
     images = torch.stack([read_image(paths[i], size, crop_pct) for i in idx])
     return images, torch.tensor([names.index(labels[i] or 'image') for i in idx]), names
 
@@ -127,6 +128,8 @@ def draw(method, x, labels, classes, mixed, label_map, w_self, w_partner, rows, 
                                'kept activation (clean maps)' if mixed.method == 'tokenmix'
                                else 'class attention' + ('' if uses_attn else ' (not used by the label)'))):
         axes[0, c].set_title(title, fontsize=9)
+    import textwrap
+    note = '\n'.join(textwrap.fill(line, 110) for line in note.split('\n'))   # the figure is ~110 characters wide
     fig.suptitle(f'{_TITLES.get(method, method)}\n{note}', fontsize=9)
     fig.tight_layout()
 
@@ -169,6 +172,8 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
         source = f'attention of an UNTRAINED (random-init) {loaded.arch}: maps and attention-based weights are meaningless'
     else:
         source = f'attention of {loaded.label}, {Path(loaded.source).name}'
+        if loaded.has_head and not use_logits:
+            source += f' (its {loaded.num_classes} classes are not the {num_classes} class folders)'
     written = []
     for method in methods:
         pal = method == 'maskmix' and use_logits
