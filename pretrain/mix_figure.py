@@ -7,7 +7,6 @@ the clean-image maps of the tokens each image keeps), with λ and the label weig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -169,7 +168,8 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
     num_classes = max(len(classes), 2)
     use_logits = loaded.has_head and loaded.num_classes == num_classes
     if loaded.kind == 'untrained':
-        source = f'attention of an UNTRAINED (random-init) {loaded.arch}: maps and attention-based weights are meaningless'
+        source = (f'attention of an UNTRAINED (random-init) {loaded.arch}: maps and attention-based weights are '
+                  f'meaningless')
     else:
         source = f'attention of {loaded.label}, {Path(loaded.source).name}'
         if loaded.has_head and not use_logits:

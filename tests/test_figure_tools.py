@@ -282,7 +282,8 @@ def test_tensorboard_switch(monkeypatch):
     from mmengine.config import Config
 
     import mixseg.training_curves as tc
-    cfg = Config(dict(tensorboard=False, visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])))
+    cfg = Config(dict(tensorboard=False,
+                      visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])))
     monkeypatch.setattr(tc, 'tensorboard_available', lambda: True)
     assert not tc.enable_tensorboard(cfg)
     assert tc.enable_tensorboard(cfg, True)

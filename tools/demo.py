@@ -64,9 +64,9 @@ def main(argv=None) -> int:
     if not dry_run:
         print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {fmt_time(wall)} wall time, '
               f'{fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
-        print('training curves: ' + ('TensorBoard events in each run\'s <timestamp>/vis_data/ (tensorboard --logdir '
-                                     'WORK_ROOT)' if tensorboard else 'scalars.json in each run\'s <timestamp>/vis_data/ '
-                                     '(pip install tensorboard for TensorBoard curves)'))
+        where = "each run's <timestamp>/vis_data/"
+        print(f'training curves: TensorBoard events in {where} (tensorboard --logdir WORK_ROOT)' if tensorboard else
+              f'training curves: scalars.json in {where} (pip install tensorboard for TensorBoard curves)')
     return rc
 
 

@@ -2,10 +2,11 @@
 """Robustness to occlusion (the TokenMix paper's Fig. 4, TransMix's occlusion study): top-1 accuracy and the mean
 confidence of the true class as a growing share of the patches (0 to 0.9) is dropped, several models on one plot.
 
-    python tools/occlusion_robustness.py --checkpoint work_dirs/demo/pretrain/vit-demo_{baseline,transmix}/epoch_*.pth \\
+    python tools/occlusion_robustness.py \\
+        --checkpoint work_dirs/demo/pretrain/vit-nano_{baseline,transmix}/epoch_12.pth \\
         --images data/demo/imagenet/val --out work_dirs/occlusion
-    python tools/occlusion_robustness.py --checkpoint deit_small_patch16_224-cd65a155.pth --arch deit_small_patch16_224 \\
-        --images data/imagenet/val --max-images 5000 --out work_dirs/occlusion
+    python tools/occlusion_robustness.py --checkpoint deit_small_patch16_224-cd65a155.pth \\
+        --arch deit_small_patch16_224 --images data/imagenet/val --max-images 5000 --out work_dirs/occlusion
 
 Writes <out>/occlusion.json (the numbers) and <out>/occlusion.png. Dropping needs the classifier: pass training
 checkpoints (<work_dir>/epoch_N.pth) or official timm/DeiT/PVT .pth files with their head (and --arch). A backbone

@@ -2,10 +2,11 @@
 """Draw the class token's attention over the patches at every layer (the TokenMix paper's Fig. 3), for one or
 several models side by side on the same images: one PNG per image.
 
-    python tools/visualize_attention.py --checkpoint work_dirs/demo/pretrain/vit-demo_{baseline,tokenmix}/backbone.safetensors \\
+    python tools/visualize_attention.py \\
+        --checkpoint work_dirs/demo/pretrain/vit-nano_{baseline,tokenmix}/backbone.safetensors \\
         --images data/demo/imagenet/val --out work_dirs/attention
-    python tools/visualize_attention.py --checkpoint deit_small_patch16_224-cd65a155.pth --arch deit_small_patch16_224 \\
-        --images data/imagenet/val --num-images 8 --out work_dirs/attention
+    python tools/visualize_attention.py --checkpoint deit_small_patch16_224-cd65a155.pth \\
+        --arch deit_small_patch16_224 --images data/imagenet/val --num-images 8 --out work_dirs/attention
 
 Models: timm ViT/DeiT (every block) and PVT v1 (the blocks of stage 4, where its class token is). Each file's
 architecture, image size and model arguments come from its metadata (backbone file) or from the config stored in it

@@ -5,7 +5,7 @@ Each row is one mixed sample: the image (A), its partner (B, from another class)
 token region outlined, and the attention the label is built from (class attention of the mixed image; for
 TokenMix the clean-image maps of the tokens each image keeps), with that sample's λ and label weights.
 
-    python tools/visualize_mix.py --checkpoint work_dirs/demo/pretrain/vit-demo_transmix/backbone.safetensors \\
+    python tools/visualize_mix.py --checkpoint work_dirs/demo/pretrain/vit-nano_transmix/backbone.safetensors \\
         --images data/demo/imagenet/val --out work_dirs/visualize_mix
     python tools/visualize_mix.py --checkpoint deit_small_patch16_224-cd65a155.pth --model deit_small_patch16_224
     python tools/visualize_mix.py                      # generated images, random-init DeiT-Tiny, no downloads

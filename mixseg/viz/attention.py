@@ -9,7 +9,7 @@ forward pass computes anyway: the model keeps its fused attention and no B×head
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
