@@ -301,27 +301,6 @@ def test_every_runtime_has_the_switch_off(repo_root, runtime):
     assert Config.fromfile(repo_root / 'configs' / '_base_' / f'{runtime}.py').tensorboard is False
 
 
-def test_demo_figures_for_every_pretrained_model(tmp_path, image_dir):
-    from pretrain.demo_figures import draw_demo_figures, last_checkpoint
-    for method in ('transmix', 'baseline'):
-        wd = tmp_path / 'pretrain' / f'vit-x_{method}'
-        wd.mkdir(parents=True)
-        model = _vit()
-        _backbone_file(wd / 'backbone.safetensors', model)
-        for epoch in (2, 10):
-            _training_checkpoint(wd / f'epoch_{epoch}.pth', model)
-    (tmp_path / 'pretrain' / 'vit-x_mixpro').mkdir()   # unfinished: no backbone file, left out
-    assert last_checkpoint(tmp_path / 'pretrain' / 'vit-x_baseline').name == 'epoch_10.pth'
-    written = draw_demo_figures(tmp_path, image_dir, num_images=2, log=lambda *a: None)
-    rel = sorted(str(p.relative_to(tmp_path / 'figures')) for p in written)
-    assert rel == sorted(['attention/vit-x/ant_ant0.png', 'attention/vit-x/bee_bee0.png',
-                          'occlusion/vit-x/occlusion.json', 'occlusion/vit-x/occlusion.png',
-                          *(f'mix/vit-x/{m}.png' for m in ('mixup', 'cutmix', 'transmix', 'maskmix', 'tokenmix'))])
-    report = json.loads((tmp_path / 'figures/occlusion/vit-x/occlusion.json').read_text())
-    assert [m['method'] for m in report['models']] == ['tokenmix', 'tokenmix']   # baseline first, then transmix
-    assert [m['checkpoint'].split('/')[-2] for m in report['models']] == ['vit-x_baseline', 'vit-x_transmix']
-
-
 def test_demo_plan_has_the_figure_steps(tmp_path):
     """reproduce --demo --figures: per demo model an attention, an occlusion and a mix step after its pretrainings,
     each a valid command line of its tool; --tensorboard reaches every training but not the stamps."""
