@@ -4,6 +4,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mixseg-installed
 export CUDA_VISIBLE_DEVICES ?= -1
 PYTEST_ARGS ?=
+# options of tools/demo.py, e.g. make demo DEMO_ARGS="--work-root /tmp/demo --demo-schedule data_size=tiny"
+DEMO_ARGS ?=
 
 .PHONY: install demo test test-fast clean-demo
 
@@ -15,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml tools/install.sh
 	touch $@
 
 demo: install
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 #: tools (mixseg.engine, tools/test.py, mixseg.tables) and Config itself
 EXTRA_RUNTIME_KEYS = frozenset({
     'model_wrapper_cfg', 'find_unused_parameters', 'compile', 'activation_checkpointing', 'efficient_conv_bn_eval',
-    'runner_type', 'table_row', 'tta_model', 'tta_pipeline',
+    'runner_type', 'table_row', 'tta_model', 'tta_pipeline', 'tensorboard',
 })
 
 

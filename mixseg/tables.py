@@ -418,33 +418,72 @@ def missing_cells(table: Table, col: Collection) -> list[tuple[tuple, str]]:
             for c, cell in zip(table.columns, cells) if cell.ours is None]
 
 
+def baseline_deltas(table: Table, col: Collection) -> list[tuple[str, str, float | None, float | None]]:
+    """The papers' claim, per method row and column: (row label, column, published Δ, our Δ) with
+    Δ = method − baseline of the same model/decoder (the row whose key has ``method='baseline'``)."""
+    built = {row.key: (row, cells) for row, cells in build_table(table, col) if not row.reference}
+    out = []
+    for key, (row, cells) in built.items():
+        k = dict(key)
+        if k.get('method') in (None, 'baseline'):
+            continue
+        base = built.get(_key(**dict(k, method='baseline')))
+        if base is None:
+            continue
+        for c, cell, bcell in zip(table.columns, cells, base[1]):
+            pub = None if cell.published is None or bcell.published is None else cell.published - bcell.published
+            ours = None if cell.ours is None or bcell.ours is None else cell.ours - bcell.ours
+            out.append((' '.join(row.label), c.name, pub, ours))
+    return out
+
+
 def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = '') -> Path:
-    """One bar chart per table: published vs ours for every run row and column."""
+    """Per table: the absolute values (published vs ours, every run row and column) and beside them the gain over
+    the baseline, Δ = method − baseline, published vs ours. Legends sit outside the axes, never over a bar."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     from .checkpoint import atomic_write
     tables = list(tables)
-    fig, axes = plt.subplots(len(tables), 1, figsize=(11, 3.6 * len(tables)), squeeze=False)
-    for ax, table in zip(axes[:, 0], tables):
-        built = [(r, c) for r, c in build_table(table, col) if not r.reference]
+    ours_name = 'ours' + (f' ({note})' if note else '')
+    fig, axes = plt.subplots(len(tables), 2, figsize=(15, 4.2 * len(tables)), squeeze=False,
+                             gridspec_kw=dict(width_ratios=(3, 2)))
+    for (ax, dax), table in zip(axes, tables):
         labels, pub, ours = [], [], []
-        for row, cells in built:
+        for row, cells in build_table(table, col):
+            if row.reference:
+                continue
             for c, cell in zip(table.columns, cells):
                 labels.append(f'{" ".join(row.label)}\n{c.name}')
-                pub.append(cell.published or 0.0)
+                pub.append(cell.published if cell.published is not None else float('nan'))
                 ours.append(cell.ours if cell.ours is not None else float('nan'))
-        xs = range(len(labels))
-        ax.bar([x - 0.2 for x in xs], pub, width=0.4, label='published')
-        ax.bar([x + 0.2 for x in xs], ours, width=0.4, label='ours' + (f' ({note})' if note else ''))
-        ax.set_xticks(list(xs), labels, rotation=60, ha='right', fontsize=6)
-        ax.set_title(f'Table {table.name}: {table.title}', fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        _bars(ax, labels, pub, ours, ours_name)
+        ax.set_title(f'Table {table.name}: {table.title}', fontsize=9, loc='left')
+        ax.set_ylabel('value')
+        deltas = baseline_deltas(table, col)
+        _bars(dax, [f'{r}\n{c}' for r, c, _, _ in deltas], [d[2] if d[2] is not None else float('nan') for d in deltas],
+              [d[3] if d[3] is not None else float('nan') for d in deltas], ours_name)
+        dax.axhline(0, color='black', lw=0.6)
+        dax.set_title(f'Table {table.name}: gain over the baseline, Δ = method − baseline', fontsize=9, loc='left')
+        dax.set_ylabel('Δ')
+    # one legend for the figure, above every axes: it cannot cover a bar
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc='upper center', ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (4.2 * len(tables))))
 
     def write(tmp):
         fig.savefig(tmp, dpi=110, format='png')
     path = atomic_write(out, write)
     plt.close(fig)
     return path
+
+
+def _bars(ax, labels, pub, ours, ours_name):
+    xs = list(range(len(labels)))
+    ax.bar([x - 0.2 for x in xs], pub, width=0.4, label='published')
+    ax.bar([x + 0.2 for x in xs], ours, width=0.4, label=ours_name)
+    for x, v in zip(xs, ours):
+        if v != v:  # NaN: no result for this cell
+            ax.annotate('not run', (x + 0.2, 0), ha='center', va='bottom', fontsize=5, rotation=90, color='grey')
+    ax.set_xticks(xs, labels, rotation=60, ha='right', fontsize=6)

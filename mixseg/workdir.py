@@ -32,7 +32,8 @@ LAST_CHECKPOINT = 'last_checkpoint'
 VOLATILE_KEYS = ('work_dir', 'resume', 'load_from', 'launcher', 'experiment_name', 'env_cfg', 'model_wrapper_cfg',
                  'visualizer', 'vis_backends', 'log_level', 'log_processor')
 #: command-line options that do not change what a run computes
-VOLATILE_OPTIONS = ('config', 'work_dir', 'resume', 'launcher', 'local_rank', 'overwrite_work_dir', 'cfg_options')
+VOLATILE_OPTIONS = ('config', 'work_dir', 'resume', 'launcher', 'local_rank', 'overwrite_work_dir', 'cfg_options',
+                    'tensorboard')  # (--tensorboard adds curves, not results)
 
 
 class WorkDirError(RuntimeError):

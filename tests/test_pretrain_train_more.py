@@ -5,7 +5,7 @@ import torch
 from mmengine.runner import Runner
 
 from mixseg.checkpoint import load_backbone_file
-from tests.test_pretrain_train import check_backbone_file, demo_cfg
+from test_pretrain_train import check_backbone_file, demo_cfg
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]
 

@@ -12,10 +12,14 @@
    on the ADE20K layout (table C), Mask R-CNN on the COCO layout (table B),
 4. evaluates single-scale and multi-scale + flip (A, C) and prints the three tables in the papers' layouts,
    the demo numbers beside the published ones, labelled as toy-scale; writes ``<work root>/tables.md`` and
-   ``<work root>/tables.png``.
+   ``<work root>/tables.png``,
+5. draws the papers' figures of the pretrained demo models into ``<work root>/figures/`` (per-layer class
+   attention, occlusion robustness, mixed images) and lists them; with the ``tensorboard`` package installed, every
+   training also writes TensorBoard curves (``tensorboard --logdir <work root>``).
 
-It is ``tools/reproduce.py A B C --demo`` (same steps, same skip logic: a rerun reuses finished steps); the
-steps run in two worker processes (one torch thread each) that import the OpenMMLab stack once. The numbers
+It is ``tools/reproduce.py A B C --demo --figures [--tensorboard]`` (same steps, same skip logic: a rerun reuses
+finished steps); the steps run in two worker processes (one torch thread each) that import the OpenMMLab stack
+once. The numbers
 are toy-scale: tiny models, a few hundred generated images, schedules of minutes — they show that the
 pipeline runs end to end, not the papers' effects.
 """
@@ -39,7 +43,8 @@ def main(argv=None) -> int:
                '  --threads N            torch threads per step (default: cores / jobs)\n'
                '  --keep-going           go on with the other rows after a failure\n'
                '  --demo-schedule KEY=VALUE ...  data size and schedules (data_size=tiny|small,\n'
-               '                         pretrain_epochs=N, seg_iters=N, det_epochs=N)')
+               '                         pretrain_epochs=N, seg_iters=N, det_epochs=N)\n'
+               'The figures (--figures) are always drawn; --tensorboard is passed when the package is installed.')
     p.add_argument('--tables', nargs='+', default=['A', 'B', 'C'], type=str.upper, choices=['A', 'B', 'C', 'D'],
                    help='default A B C; D adds the ImageNet top-1 of the demo pretrainings (one more of them)')
     args, rest = p.parse_known_args(argv)
@@ -51,7 +56,9 @@ def main(argv=None) -> int:
     # tools/reproduce.py's command line, loaded by path: tools/ on sys.path would let tools/test.py and
     # tools/tables.py shadow the stdlib's `test` and PyTables' `tables`
     reproduce = load_tool('reproduce')
-    rargv = [*args.tables, '--demo', *rest]
+    from mixseg.training_curves import tensorboard_available
+    tensorboard = tensorboard_available()
+    rargv = [*args.tables, '--demo', '--figures', *(['--tensorboard'] if tensorboard else []), *rest]
     dry_run = reproduce.parse_args(rargv).dry_run
     t0, c0 = time.perf_counter(), _cpu_seconds()
     rc = reproduce.main(rargv)
@@ -59,6 +66,9 @@ def main(argv=None) -> int:
     if not dry_run:
         print(f'\ndemo {"finished" if rc == 0 else "stopped"} in {fmt_time(wall)} wall time, '
               f'{fmt_time(cpu)} CPU time on {os.cpu_count()} cores (finished steps are reused on a rerun)')
+        where = "each run's <timestamp>/vis_data/"
+        print(f'training curves: TensorBoard events in {where} (tensorboard --logdir WORK_ROOT)' if tensorboard else
+              f'training curves: scalars.json in {where} (pip install tensorboard for TensorBoard curves)')
     return rc
 
 

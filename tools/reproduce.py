@@ -97,6 +97,11 @@ def parse_args(argv=None):
                    help='steps run at the same time (default 1; --demo: 2 worker processes)')
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads per step (default: torch\'s; --demo with 2 jobs: 1 each)')
+    p.add_argument('--figures', action='store_true',
+                   help='--demo: also draw the figures of the pretrained demo models (per-layer attention, occlusion, '
+                        'mixed images) into <work root>/figures/')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='every training also writes TensorBoard curves (needs the tensorboard package)')
     p.add_argument('--demo-schedule', nargs='+', default=[], metavar='KEY=VALUE',
                    help=f'--demo: data size and schedules, default {DEMO_SCHEDULE}')
     args = p.parse_args(argv)
@@ -118,6 +123,10 @@ def parse_args(argv=None):
         args.threads = max(1, (os.cpu_count() or 2) // args.jobs)
     args.work_root = Path(args.work_root or ('work_dirs/demo' if args.demo else 'work_dirs/tables')).resolve()
     args.data_root = Path(args.data_root).resolve()
+    if args.tensorboard:
+        from mixseg.training_curves import tensorboard_available
+        if not tensorboard_available():
+            p.error('--tensorboard needs the tensorboard package: pip install tensorboard')
     try:
         args.demo_schedule = parse_demo_schedule(args.demo_schedule)
     except ValueError as e:

@@ -27,17 +27,19 @@ from mixseg.run_guard import prepare_testing  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Test a checkpoint with a mixseg config (pretrain / mmseg / mmdet)')
-    p.add_argument('config')
-    p.add_argument('checkpoint')
+    p.add_argument('config', help='the config the model was trained with (stage-1 pretraining, mmseg or mmdet)')
+    p.add_argument('checkpoint', help='its checkpoint (work_dirs/<config>/epoch_N.pth or iter_N.pth)')
     p.add_argument('--work-dir', help='where results go (default ./work_dirs/<config name>)')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
     p.add_argument('--tta', action='store_true', help='multi-scale + flip test (the papers\' "+MS" columns)')
     p.add_argument('--tag', default=None, help='name of the results file (default: ss, or ms with --tta)')
     p.add_argument('--allow-partial-load', action='store_true',
                    help='evaluate a checkpoint that fits the model only partly (the missing weights stay random)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='override config entries, e.g. test_dataloader.batch_size=1')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                   help='job launcher (tools/dist_test.sh sets pytorch)')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0, help='set by the launcher')
     args = p.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

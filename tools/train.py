@@ -1,7 +1,7 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
-        [--overwrite-work-dir] [--allow-partial-load]
+    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+        [--tensorboard] [--overwrite-work-dir] [--allow-partial-load] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--auto-scale-lr', action='store_true',
                    help="scale the lr linearly by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
+    p.add_argument('--tensorboard', action='store_true',
+                   help='also write TensorBoard curves to <work_dir>/<timestamp>/vis_data (needs the tensorboard '
+                        'package; same as --cfg-options tensorboard=True)')
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -68,6 +71,11 @@ def build_cfg(args):
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg, args.config)
+    from mixseg.training_curves import enable_tensorboard
+    try:
+        enable_tensorboard(cfg, True if args.tensorboard else None)
+    except ModuleNotFoundError as e:
+        raise SystemExit(f'error: {e}') from e
     prepare_training(cfg, args)  # --resume target, fit check, checkpoint hook, table row (mixseg.run_guard)
     if args.seed is not None or args.deterministic:
         randomness = dict(cfg.get('randomness') or {})

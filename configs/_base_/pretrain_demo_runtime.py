@@ -6,3 +6,5 @@ default_hooks = dict(
     checkpoint=dict(_delete_=True, type='CheckpointHook', interval=1, max_keep_ckpts=1, save_last=True),
 )
 env_cfg = dict(cudnn_benchmark=False)
+# `tensorboard = False` (training curves in TensorBoard) comes from default_runtime.py; the demo turns it on when
+# the tensorboard package is installed.

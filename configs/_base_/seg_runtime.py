@@ -8,6 +8,10 @@ env_cfg = dict(
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
+# Training curves in TensorBoard (mmengine's TensorboardVisBackend, events in <work_dir>/<timestamp>/vis_data/):
+# set True here, or `--cfg-options tensorboard=True`, or `tools/train.py --tensorboard` (mixseg.training_curves;
+# needs `pip install tensorboard`).
+tensorboard = False
 log_level = 'INFO'
 # a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
 # with `tools/train.py --seed N`

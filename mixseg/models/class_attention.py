@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-__all__ = ['ClassAttentionProbe', 'has_class_token', 'token_stride']
+__all__ = ['ClassAttentionProbe', 'class_token_attention', 'has_class_token', 'token_stride']
 
 
 def has_class_token(model: nn.Module) -> bool:
@@ -198,18 +198,25 @@ class ClassAttentionProbe:
 
     @torch.no_grad()
     def _class_attention(self, q_cls: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """q_cls B×D (class token), k B×N×D → B×(N - prefix) head-mean of softmax(q_cls·kᵀ·scale)."""
-        attn = self.attn_module
-        B, N, _ = k.shape
-        q = q_cls.reshape(B, self.num_heads, -1)
-        k = k.reshape(B, N, self.num_heads, -1)
-        q_norm, k_norm = getattr(attn, 'q_norm', None), getattr(attn, 'k_norm', None)
-        if q_norm is not None:
-            q, k = q_norm(q), k_norm(k)
-        with torch.autocast(device_type=q.device.type, enabled=False):  # float32 also inside the step's autocast
-            logits = torch.einsum('bhd,bnhd->bhn', q.float(), k.float()) * attn.scale
-            return logits.softmax(-1).mean(1)[:, self.num_prefix_tokens:]
+        return class_token_attention(self.attn_module, q_cls, k, self.num_heads, self.num_prefix_tokens)
 
     def __repr__(self):
         return (f'ClassAttentionProbe({type(self.model).__name__}, patch_size={self.patch_size}, '
                 f'num_prefix_tokens={self.num_prefix_tokens}, enabled={self.enabled})')
+
+
+@torch.no_grad()
+def class_token_attention(attn: nn.Module, q_cls: torch.Tensor, k: torch.Tensor, num_heads: int,
+                          num_prefix_tokens: int) -> torch.Tensor:
+    """q_cls B×D (class token's query), k B×N×D (keys of one attention block) → B×(N - prefix), the head-mean of
+    softmax(q_cls·kᵀ·scale) over the patch tokens. ``attn`` gives ``scale`` and the optional ``q_norm``/``k_norm``
+    (timm); also used per layer by :mod:`mixseg.viz.attention`."""
+    B, N, _ = k.shape
+    q = q_cls.reshape(B, num_heads, -1)
+    k = k.reshape(B, N, num_heads, -1)
+    q_norm, k_norm = getattr(attn, 'q_norm', None), getattr(attn, 'k_norm', None)
+    if q_norm is not None:
+        q, k = q_norm(q), k_norm(k)
+    with torch.autocast(device_type=q.device.type, enabled=False):  # float32 also inside the step's autocast
+        logits = torch.einsum('bhd,bnhd->bhn', q.float(), k.float()) * attn.scale
+        return logits.softmax(-1).mean(1)[:, num_prefix_tokens:]

@@ -201,13 +201,16 @@ def parse_demo_schedule(items) -> dict:
 
 
 def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
-              backbones=None, data_root=None, demo_schedule=None, amp=None) -> list[Step]:
+              backbones=None, data_root=None, demo_schedule=None, amp=None, figures=False,
+              tensorboard=False) -> list[Step]:
     """Every step the tables need, in running order, with what is done already and what still is needed.
 
     ``gpus``: GPUs per run (default: each config's paper setting); a training whose total batch then differs
     from the one its lr was tuned for (the config's ``auto_scale_lr.base_batch_size``, else the paper's GPUs ×
     the config's per-GPU batch) gets ``--auto-scale-lr`` (never with ``demo``). ``amp``: None (fp32), ''
-    (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training."""
+    (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training. ``figures`` (demo): also the
+    figure steps of every pretrained demo model (:mod:`.figures`); ``tensorboard``: every training writes
+    TensorBoard curves too (``tensorboard=True``, not part of the stamps)."""
     work_root = Path(work_root).resolve()
     data_root = Path(data_root or ROOT / 'data/demo').resolve()
     backbones = backbones or {}
@@ -221,7 +224,8 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         return len(steps) - 1
 
     def exp(name):   # unique experiment (logger, visualizer) names for runs inside one process
-        return [f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []
+        return ([f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []) + \
+            (['tensorboard=True'] if tensorboard else [])
 
     def stamped(stamp: Path, argv: list, deps: list) -> dict:
         """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
@@ -431,6 +435,17 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
                          deps=[src], func=_share_fn(results, dest, table_row), rows=[label], command=cmd,
                          **stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
 
+    if demo and figures:   # the papers' figures of every pretrained demo model
+        from mixseg.demo_data import DATA_ROOTS
+
+        from .figures import figure_steps
+        pretrains: dict = {}
+        for (pmodel, method), (i, backbone) in pretrain_steps.items():
+            pretrains.setdefault(pmodel, {})[method] = (i, backbone, pretrain_final.get((pmodel, method)))
+        for s in figure_steps(pretrains, work_root, data_root / DATA_ROOTS['imagenet'] / 'val', stamped,
+                              [data_step]):
+            add(s)
+
     # done: outputs exist, of the current arguments; needed: not done and (a final step, or something
     # downstream needs it)
     dependents = {i: [] for i in range(len(steps))}
@@ -440,7 +455,7 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             dependents[d].append(i)
     for i in reversed(range(len(steps))):
         s = steps[i]
-        leaf = s.kind in ('test', 'share', 'top1')
+        leaf = s.kind in ('test', 'share', 'top1', 'figure')
         s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
         s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
                                           s.blocked or (STALE if s.stale else ''))

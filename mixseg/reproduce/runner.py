@@ -101,13 +101,13 @@ def fmt_time(s: float) -> str:
 # Rough seconds per kind of step (demo, one core each) for the first ETA and for the order in which ready steps
 # start (pretrainings first as they unblock the rest, then the longest); the ETA then follows measured times.
 _GUESS = {'data': 15, 'maps': 8, 'pretrain-vit': 45, 'pretrain-pvt': 60, 'train-seg': 90, 'train-det': 100,
-          'test-ss-seg': 8, 'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'top1': 0}
-_KIND_ORDER = {'data': 0, 'maps': 1, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'top1': 4}
+          'test-ss-seg': 8, 'test-ms-seg': 45, 'test-ss-det': 8, 'share': 0, 'top1': 0, 'figure': 20}
+_KIND_ORDER = {'data': 0, 'maps': 1, 'pretrain': 1, 'train': 2, 'test': 3, 'share': 4, 'top1': 4, 'figure': 5}
 _PYTHON_KINDS = ('share', 'top1')   # instant steps done in Python: no command to print
 
 
 def _group(step: 'Step') -> str:
-    if step.kind in ('data', 'share', 'top1', 'maps'):
+    if step.kind in ('data', 'share', 'top1', 'maps', 'figure'):
         return step.kind
     if step.kind == 'pretrain':
         return 'pretrain-pvt' if 'pvt' in step.name else 'pretrain-vit'
@@ -340,7 +340,8 @@ def reproduce(args, out=print) -> int:
     steps = make_plan(args.tables, methods=args.methods, demo=args.demo, work_root=args.work_root,
                       launcher=args.launcher, gpus=args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
-                      demo_schedule=args.demo_schedule, amp=amp_option(args))
+                      demo_schedule=args.demo_schedule, amp=amp_option(args),
+                      figures=getattr(args, 'figures', False), tensorboard=getattr(args, 'tensorboard', False))
     scaled = [s for s in steps if s.needed and '--auto-scale-lr' in s.argv]
     if scaled:
         out(f'note: {len(scaled)} training(s) run with another total batch than their paper\'s (GPUs × per-GPU '
@@ -369,6 +370,10 @@ def reproduce(args, out=print) -> int:
     note = demo_note(args.tables) if args.demo else ''
     _, missing = finish_tables(args.tables, args.work_root, note, write=not args.dry_run, out=out,
                                plot_note=DEMO_NOTE if args.demo else '')
+    if not args.dry_run and any(s.kind == 'figure' for s in steps):
+        from .figures import list_figures
+        figs = list_figures(args.work_root)
+        out(f'\nfigures ({len(figs)}) in {rel(args.work_root / "figures")}:' + ''.join(f'\n  {rel(f)}' for f in figs))
     if failed:
         out(f'\n{len(failed)} step(s) failed or not run: ' + ', '.join(s.name for s in failed))
         return 1

@@ -16,7 +16,7 @@ STALE = 'options changed: starts over'
 
 @dataclass
 class Step:
-    kind: str                      # 'data' | 'maps' | 'pretrain' | 'train' | 'test' | 'share' | 'top1'
+    kind: str                      # 'data' | 'maps' | 'pretrain' | 'train' | 'test' | 'share' | 'top1' | 'figure'
     name: str                      # unique, used for the log file
     title: str                     # what the progress line says
     outputs: list                  # Paths: all present → the step is done
@@ -100,10 +100,12 @@ def parse_backbones(items) -> dict:
 
 
 def _stamp_argv(argv) -> list:
-    """The arguments that decide what a step computes: its argv without ``--resume`` and without the
-    experiment names of in-process runs (``--subprocess`` does not change results)."""
+    """The arguments that decide what a step computes: its argv without ``--resume``, without the
+    experiment names of in-process runs (``--subprocess`` does not change results) and without the TensorBoard
+    switch (it adds curves, not results)."""
     return [a for a in map(str, argv)
-            if a not in ('--resume', '--overwrite-work-dir') and not a.startswith(('experiment_name=', 'visualizer.name='))]
+            if a not in ('--resume', '--overwrite-work-dir')
+            and not a.startswith(('experiment_name=', 'visualizer.name=', 'tensorboard='))]
 
 
 def _read_stamp(path: Path):
