@@ -7,7 +7,6 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 + flip as the config's ``tta_model``/``tta_pipeline`` define it).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -17,6 +16,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
 from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def parse_args(argv=None):
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    gpu.set_launcher_env(args.launcher, args.local_rank)
     return args
 
 
@@ -51,6 +51,9 @@ def main(argv=None):
     table_row = dict(cfg.table_row) if cfg.get('table_row') else None
     if args.tta:
         enable_tta(cfg, args.config)
+    gpu.check_mmcv_ops(cfg, args.config)
+    for change in gpu.prepare_cuda_run(cfg, args.launcher, train=False):
+        print(f'mixseg: {change}', flush=True)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     try:

@@ -1,13 +1,13 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]] [--compile] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
-Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine).
+Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine). On GPUs see
+mixseg.gpu (TF32, fused AdamW, --amp, --deterministic, --compile).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -19,6 +19,7 @@ import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
 from mixseg.checkpoint import CheckpointError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
+from mixseg import gpu  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -28,7 +29,11 @@ def parse_args(argv=None):
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help='resume from CKPT, or with no value from the latest checkpoint in the work dir')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
-    p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    p.add_argument('--amp', nargs='?', const='auto', choices=['fp16', 'bf16', 'auto'], metavar='{fp16,bf16}',
+                   help='mixed precision (GPU; the default for GPU runs): bf16 (no loss scaling; GPUs with native '
+                        'bf16, sm_80+) or fp16 (dynamic loss scaling); without a value the best the GPU has')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the networks in place (hooks and state-dict keys unchanged)')
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -36,14 +41,16 @@ def parse_args(argv=None):
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    gpu.set_launcher_env(args.launcher, args.local_rank)
+    if args.deterministic:
+        gpu.deterministic_env()  # before CUDA starts
     return args
 
 
 def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, gpu.resolve_amp(args.amp))
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -58,6 +65,8 @@ def build_cfg(args):
     for change in make_reproducible(cfg):
         print(f'mixseg: {change}', flush=True)
     add_default_hooks(cfg)
+    for change in gpu.prepare_cuda_run(cfg, args.launcher):
+        print(f'mixseg: {change}', flush=True)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
 
@@ -69,10 +78,15 @@ def main(argv=None):
         check_data_roots(cfg, args.config, splits=('train', 'val'))
     except FileNotFoundError as e:
         raise SystemExit(f'error: {e}')
+    gpu.check_mmcv_ops(cfg, args.config)
     install_atomic_checkpoints()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.deterministic:
+        gpu.relax_determinism()  # mmengine switched strict mode on
+    if args.compile:
+        print(f'mixseg: compiled {", ".join(gpu.compile_model(runner.model))} in place', flush=True)
     try:
         runner.train()
     except CheckpointError as e:  # a weight file refused or not fitting (named in the message)
