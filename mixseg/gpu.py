@@ -5,6 +5,7 @@ flag asks for explicitly. What a CUDA run gets (:func:`prepare_cuda_run`):
 
 * TF32 matmuls and convolutions (:func:`enable_tf32`) — 8× the fp32 throughput of an A100/H100 tensor core;
 * fused AdamW/Adam (one kernel for the whole update, and no host read of GradScaler's inf flag under fp16);
+* stage 1: uint8 batches from the workers, normalised and randomly erased on the GPU (:func:`device_side_input`);
 * validation results gathered through NCCL (``collect_device='gpu'``) instead of pickles in a shared folder;
 * data-loader workers capped at the CPUs each rank owns (slurm ``--cpus-per-task`` / torchrun's share);
 * a clear stop when a config needs mmcv's CUDA ops (RoIAlign, NMS) and mmcv was built without them.
@@ -255,6 +256,46 @@ def gather_on_gpu(cfg) -> list[str]:
     return changes
 
 
+def device_side_input(cfg) -> list[str]:
+    """Stage-1 configs: deliver uint8 batches and normalise + random-erase on the device.
+
+    Every ``TimmTransform`` of the train/val/test pipelines gets ``uint8=True`` (no float conversion,
+    normalisation or erasing in the workers) and the model's ``ClsDataPreprocessor`` gets their ``mean``/``std``
+    and the train transform's erasing (``re_prob``/``re_mode``/``re_count``), as timm's ``PrefetchLoader``.
+    Left alone (returns no change) unless all pipelines are single TimmTransforms with one mean/std.
+    """
+    from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    model = cfg.get('model') or {}
+    pre = model.get('data_preprocessor') or dict(type='ClsDataPreprocessor')
+    if model.get('type') != 'MixClassifier' or pre.get('type') != 'ClsDataPreprocessor':
+        return []
+    transforms, erasing = [], None
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        pipeline = (loader or {}).get('dataset', {}).get('pipeline') if loader else None
+        if pipeline is None:
+            continue
+        if len(pipeline) != 1 or pipeline[0].get('type') != 'TimmTransform':
+            return []
+        t = pipeline[0]
+        transforms.append(t)
+        if split == 'train' and t.get('re_prob', 0) > 0:
+            if t.get('re_split') or t.get('re_num_splits'):
+                return []
+            erasing = dict(probability=float(t['re_prob']), mode=t.get('re_mode', 'const'),
+                           max_count=t.get('re_count', 1))
+    stats = {(tuple(t.get('mean', IMAGENET_DEFAULT_MEAN)), tuple(t.get('std', IMAGENET_DEFAULT_STD)))
+             for t in transforms}
+    if not transforms or len(stats) != 1:
+        return []
+    (mean, std), = stats
+    for t in transforms:
+        t['uint8'] = True
+    model['data_preprocessor'] = dict(pre, mean=list(mean), std=list(std), random_erasing=erasing)
+    cfg.model = model
+    return ['uint8 batches; normalisation' + (' and random erasing' if erasing else '') + ' on the GPU']
+
+
 def prepare_cuda_run(cfg, launcher: str = 'none', train: bool = True) -> list[str]:
     """The defaults of a GPU run (no-op without CUDA); returns what was changed for the log."""
     if not torch.cuda.is_available():
@@ -264,6 +305,7 @@ def prepare_cuda_run(cfg, launcher: str = 'none', train: bool = True) -> list[st
     if train:
         fused = use_fused_optimizer(cfg)
         changes += [fused] if fused else []
+    changes += device_side_input(cfg)
     changes += fit_workers(cfg, launcher)
     changes += gather_on_gpu(cfg)
     return changes

@@ -7,6 +7,7 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 + flip as the config's ``tta_model``/``tta_pipeline`` define it).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 

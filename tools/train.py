@@ -8,6 +8,7 @@ Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see 
 mixseg.gpu (TF32, fused AdamW, --amp, --deterministic, --compile).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
