@@ -38,11 +38,13 @@ def resolve_amp(choice: Optional[str]) -> Optional[str]:
     it natively, else fp16. An explicit bf16 on a GPU without it is an error, not a silent slow-down."""
     if choice is None:
         return None
+    if not torch.cuda.is_available():
+        raise ValueError('--amp needs a CUDA GPU (none is visible; on CPU train without --amp)')
     if choice == 'auto':
         return 'bf16' if bf16_supported() else 'fp16'
     if choice not in AMP_CHOICES:
         raise ValueError(f'--amp must be one of {AMP_CHOICES}, got {choice!r}')
-    if choice == 'bf16' and torch.cuda.is_available() and not bf16_supported():
+    if choice == 'bf16' and not bf16_supported():
         name = torch.cuda.get_device_name()
         raise ValueError(f'--amp bf16: {name} has no native bfloat16 (needs sm_80 or newer); use --amp fp16')
     return choice
@@ -360,6 +362,17 @@ def stack_report() -> dict:
     return info
 
 
+def short_report(r: dict) -> str:
+    gpu = f'{r["gpu"]} {r["arch"]}' if r.get('gpu') else 'no GPU'
+    return (f'torch {r["torch"]} (CUDA {r["torch_cuda"]}), {gpu}, driver {r["driver"]}, bf16 {r.get("bf16")}, '
+            f'mmcv CUDA ops {r["mmcv_cuda_ops"]}')
+
+
 if __name__ == '__main__':
-    for k, v in stack_report().items():
-        print(f'{k:16s} {v}')
+    import sys
+    report = stack_report()
+    if '--short' in sys.argv:
+        print(short_report(report))
+    else:
+        for k, v in report.items():
+            print(f'{k:16s} {v}')

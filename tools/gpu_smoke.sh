@@ -85,9 +85,7 @@ else
 fi
 DET=configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py
 
-NOTE=$("$PY" -c 'from mixseg.gpu import stack_report; r = stack_report()
-print(f"torch {r["torch"]}, {r.get("gpu", "no GPU")} {r.get("arch", "")}, driver {r["driver"]}, "
-      f"bf16 {r.get("bf16")}, mmcv CUDA ops {r["mmcv_cuda_ops"]}")' 2>&1 | tail -1)
+NOTE=$("$PY" -m mixseg.gpu --short 2>&1 | tail -1)
 if [ "$DEVICE" = cuda ]; then
   step stack 120 "$PY" -c 'import sys, torch; from mixseg.gpu import stack_report
 r = stack_report(); [print(f"{k:16s} {v}") for k, v in r.items()]

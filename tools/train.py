@@ -45,13 +45,17 @@ def parse_args(argv=None):
     gpu.set_launcher_env(args.launcher, args.local_rank)
     if args.deterministic:
         gpu.deterministic_env()  # before CUDA starts
+    try:
+        args.amp = gpu.resolve_amp(args.amp)  # 'fp16' | 'bf16' | None
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
 def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
-        enable_amp(cfg, gpu.resolve_amp(args.amp))
+        enable_amp(cfg, args.amp)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
