@@ -33,21 +33,35 @@ def bf16_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
-def resolve_amp(choice: Optional[str]) -> Optional[str]:
+def resolve_amp(choice: Optional[str], cfg=None) -> Optional[str]:
     """``--amp`` value → 'fp16' | 'bf16' | None. ``'auto'`` (the flag without a value): bf16 where the GPU has
-    it natively, else fp16. An explicit bf16 on a GPU without it is an error, not a silent slow-down."""
+    it natively, else fp16 — and fp16 for configs running mmcv ops (``cfg`` given; mmcv 2.1's RoIAlign/NMS CUDA
+    kernels have no bfloat16, mmdet's AMP is fp16). An explicit bf16 that cannot run is an error, not a silent
+    slow-down or a crash at the first RoIAlign."""
     if choice is None:
         return None
     if not torch.cuda.is_available():
         raise ValueError('--amp needs a CUDA GPU (none is visible; on CPU train without --amp)')
-    if choice == 'auto':
-        return 'bf16' if bf16_supported() else 'fp16'
-    if choice not in AMP_CHOICES:
+    if choice not in AMP_CHOICES + ('auto',):
         raise ValueError(f'--amp must be one of {AMP_CHOICES}, got {choice!r}')
+    ops = cfg is not None and needs_mmcv_ops(cfg)
+    if choice == 'auto':
+        return 'bf16' if bf16_supported() and not ops else 'fp16'
     if choice == 'bf16' and not bf16_supported():
         name = torch.cuda.get_device_name()
         raise ValueError(f'--amp bf16: {name} has no native bfloat16 (needs sm_80 or newer); use --amp fp16')
+    if choice == 'bf16' and ops:
+        raise ValueError('--amp bf16: this model runs mmcv ops (RoIAlign, NMS) whose CUDA kernels have no '
+                         'bfloat16; use --amp fp16')
     return choice
+
+
+def amp_for_config(choice: Optional[str], cfg, config_path: str) -> Optional[str]:
+    """:func:`resolve_amp` for a loaded config, stopping with the config named."""
+    try:
+        return resolve_amp(choice, cfg)
+    except ValueError as e:
+        raise SystemExit(f'error: {config_path}: {e}') from e
 
 
 def configure_amp(cfg, amp: str) -> None:

@@ -68,6 +68,11 @@ def test_amp_flag_configures_the_optim_wrapper(fake_cuda):
     cfg = train.build_cfg(train.parse_args([str(RECIPE), '--amp', 'fp16']))
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    det = str(ROOT / 'configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py')
+    cfg = train.build_cfg(train.parse_args([det, '--amp']))  # mmcv's RoIAlign has no bf16 kernel
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
+    with pytest.raises(SystemExit, match='RoIAlign, NMS.* no bfloat16; use --amp fp16'):
+        train.build_cfg(train.parse_args([det, '--amp', 'bf16']))
     fake_cuda['bf16'] = False
     cfg = train.build_cfg(train.parse_args([str(RECIPE), '--amp']))
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'

@@ -1,6 +1,7 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]] [--compile] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]] [--compile]
+                             [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
@@ -46,7 +47,7 @@ def parse_args(argv=None):
     if args.deterministic:
         gpu.deterministic_env()  # before CUDA starts
     try:
-        args.amp = gpu.resolve_amp(args.amp)  # 'fp16' | 'bf16' | None
+        gpu.resolve_amp(args.amp)  # a GPU, with bf16 if asked for
     except ValueError as e:
         p.error(str(e))
     return args
@@ -55,7 +56,7 @@ def parse_args(argv=None):
 def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
-        enable_amp(cfg, args.amp)
+        enable_amp(cfg, gpu.amp_for_config(args.amp, cfg, args.config))
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
