@@ -164,9 +164,9 @@ def test_deterministic_flag_sets_cublas_workspace_and_warn_only(monkeypatch):
         torch.use_deterministic_algorithms(False)
 
 
-def _tiny_classifier(mixer):
+def _tiny_classifier(mixer, img_size=32):
     from pretrain.classifier import MixClassifier
-    return MixClassifier('vit_tiny_patch16_224', num_classes=10, img_size=32, drop_path_rate=0.0, mixer=mixer,
+    return MixClassifier('vit_tiny_patch16_224', num_classes=10, img_size=img_size, drop_path_rate=0.0, mixer=mixer,
                          model_kwargs=dict(patch_size=8, embed_dim=32, depth=2, num_heads=2))
 
 
@@ -444,13 +444,13 @@ def test_training_step_on_meta_reads_nothing_back(mixer):
     from mixseg.hooks import NaNGuardHook
     torch.manual_seed(0)
     with torch.device('meta'):
-        model = _tiny_classifier(mixer)
+        model = _tiny_classifier(mixer, img_size=64)  # 8×8 tokens: room for TokenMix's 14-token blocks
     model.data_preprocessor = type(model.data_preprocessor)(
         num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3,
-        random_erasing=dict(probability=1.0, mode='pixel', max_count=1))
+        random_erasing=dict(probability=1.0, mode='pixel', max_count=1)).to(torch.device('meta'))
     if hasattr(model.mixer, 'reseed_choice'):
         model.seed_rank_shared(1)
-    data = model.data_preprocessor(dict(inputs=torch.zeros(4, 3, 32, 32, dtype=torch.uint8, device='meta'),
+    data = model.data_preprocessor(dict(inputs=torch.zeros(4, 3, 64, 64, dtype=torch.uint8, device='meta'),
                                         data_samples=torch.zeros(4, dtype=torch.long, device='meta')), True)
     assert data['inputs'].device.type == 'meta' and data['inputs'].dtype == torch.float32
     for _ in range(3):  # several draws of the switch
