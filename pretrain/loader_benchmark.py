@@ -63,14 +63,18 @@ def measure(dataset, batch_size: int, workers: int, batches: int = 20, warmup: i
     it = iter(loader)
     for _ in range(warmup):
         next(it)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     nbytes, dtype = 0, None
     for _ in range(batches):
         batch = next(it)
         nbytes = batch['inputs'].numel() * batch['inputs'].element_size()
         dtype = str(batch['inputs'].dtype).replace('torch.', '')
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     del it
-    ips = batches * batch_size / dt
+    n = batches * batch_size
+    ips = n / dt
+    # workers=0: the loading runs in this process, so its CPU time per image is the cost on one core, whatever
+    # else the machine runs (wall-clock rates on a busy machine say little)
     return dict(workers=workers, batch=batch_size, images_per_s=ips, per_worker=ips / max(workers, 1),
+                images_per_cpu_s=n / cpu if workers == 0 and cpu > 0 else None,
                 batch_mb=nbytes / 2**20, dtype=dtype, seconds=dt)
