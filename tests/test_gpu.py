@@ -131,7 +131,7 @@ def test_detection_on_cuda_with_cpu_only_mmcv_stops(fake_cuda, monkeypatch, caps
     det = _cfg(ROOT / 'configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py')
     seg = _cfg(ROOT / 'configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py')
     monkeypatch.setattr(gpu, 'mmcv_cuda_ops', lambda: False)
-    with pytest.raises(SystemExit, match=r'mask-rcnn\.py: this model runs mmcv ops .* CPU ops only.* MMCV_CUDA=1'):
+    with pytest.raises(SystemExit, match=r'mask-rcnn\.py: this model runs mmcv ops .* CPU ops only.*MMCV_CUDA=1'):
         gpu.check_mmcv_ops(det, 'mask-rcnn.py')
     gpu.check_mmcv_ops(seg, 'seg.py')  # Segmenter runs no mmcv op
     monkeypatch.setattr(gpu, 'mmcv_cuda_ops', lambda: True)

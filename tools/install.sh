@@ -36,14 +36,17 @@ find_nvcc() {  # CUDA_HOME first (what torch's extension builder uses), then PAT
   command -v nvcc 2>/dev/null || true
 }
 
-# Sets FLAVOUR (cpu|cuda), CACHE, ARCH_LIST from the venv's torch, nvcc and MMCV_CUDA / TORCH_CUDA_ARCH_LIST.
+# Sets PYTAG, FLAVOUR (cpu|cuda), CACHE, ARCH_LIST from the venv's Python and torch, nvcc and MMCV_CUDA / TORCH_CUDA_ARCH_LIST.
 wheel_cache_key() {
   local info torch_cuda archs nvcc
-  info=$("$VENV/bin/python" -c 'import torch
+  info=$("$VENV/bin/python" -c 'import sys, torch
 flags = torch._C._cuda_getArchFlags() if torch.version.cuda and hasattr(torch._C, "_cuda_getArchFlags") else ""
 archs = [f"{a[3:-1]}.{a[-1]}" for a in flags.split() if a.startswith("sm_")]
-print(torch.version.cuda or "", ";".join(archs[:-1] + [archs[-1] + "+PTX"]) if archs else "")')
-  torch_cuda=${info%% *}; archs=${info#* }; [ "$archs" = "$info" ] && archs=""
+print(f"cp{sys.version_info[0]}{sys.version_info[1]}", torch.version.cuda or "-",
+      ";".join(archs[:-1] + [archs[-1] + "+PTX"]) if archs else "-")')
+  read -r PYTAG torch_cuda archs <<<"$info"
+  [ "$torch_cuda" = - ] && torch_cuda=""
+  [ "$archs" = - ] && archs=""
   nvcc=$(find_nvcc)
   FLAVOUR=cpu
   case "${MMCV_CUDA:-auto}" in
@@ -88,9 +91,8 @@ fi
 
 shopt -s nullglob
 wheel_cache_key
-# the cached wheel must be for this venv's Python (cpXY tag), else pip would ignore it and build the
+# the cached wheel must be for this venv's Python (PYTAG, cpXY), else pip would ignore it and build the
 # unpatched source package instead
-PYTAG=$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 wheels=("$CACHE"/mmcv-"$MMCV_VER"-"$PYTAG"-*.whl)
 legacy=("$LEGACY_CACHE"/mmcv-"$MMCV_VER"-"$PYTAG"-*.whl)
 if [ ${#wheels[@]} -eq 0 ] && [ "$FLAVOUR" = cpu ] && [ ${#legacy[@]} -gt 0 ]; then
