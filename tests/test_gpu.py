@@ -439,8 +439,8 @@ MIXERS = [
 
 @pytest.mark.parametrize('mixer', MIXERS, ids=lambda m: m['type'] if m else 'none')
 def test_training_step_on_meta_reads_nothing_back(mixer):
-    """uint8 batch → device normalisation + erasing → mixing → forward (+ class attention) → targets → loss →
-    backward → NaN-guard bookkeeping, all on the meta device: any device→host read would raise."""
+    """uint8 batch → device normalisation + erasing → mixing → forward (+ class attention) → targets →
+    loss → backward → NaN-guard bookkeeping, all on the meta device: any device→host read would raise."""
     from mixseg.hooks import NaNGuardHook
     torch.manual_seed(0)
     with torch.device('meta'):

@@ -46,7 +46,8 @@ def main(argv=None):
         dataset = build_train_dataset(cfg, root, uint8=args.uint8)
         print(f'config={Path(args.config).name} data={root or cfg.train_dataloader.dataset.data_root} '
               f'images={len(dataset)} batch={args.batch} uint8={args.uint8}')
-        print(f'| {"workers":>7} | {"images/s":>9} | {"per worker":>10} | {"per CPU-s":>9} | {"batch MB":>8} | dtype   |')
+        print(f'| {"workers":>7} | {"images/s":>9} | {"per worker":>10} | {"per CPU-s":>9} | {"batch MB":>8} '
+              f'| dtype   |')
         print(f'|{"-" * 9}|{"-" * 11}|{"-" * 12}|{"-" * 11}|{"-" * 10}|---------|')
         rows = []
         for w in args.workers:

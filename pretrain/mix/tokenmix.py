@@ -186,7 +186,7 @@ class CAMTeacher:
             raise ValueError(
                 f'CAMTeacher {self.model_name}: forward_features gave {tuple(feats.shape)}, expected '
                 f'B×{head.in_features}×h×w')
-        device = feats.device.type if torch.amp.is_autocast_available(feats.device.type) else 'cpu'  # meta
+        device = feats.device.type if torch.amp.is_autocast_available(feats.device.type) else 'cpu'
         with torch.autocast(device_type=device, enabled=False):  # float32 CAM also under AMP
             cam = torch.einsum('bchw,bc->bhw', feats.float(), head.weight[labels].float()).relu()
             cam = F.interpolate(cam.unsqueeze(1), size=grid, mode='bilinear', align_corners=False)
