@@ -228,15 +228,11 @@ def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> 
                     f'({ds.get("type")}) does not exist.')
 
 
-def enable_amp(cfg) -> None:
-    """Mixed precision through mmengine's AmpOptimWrapper (as mmseg/mmdet's ``--amp``)."""
-    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
-        return
-    if wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp is only supported with OptimWrapper, the config uses {wrapper}')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+def enable_amp(cfg, amp: str = 'fp16') -> None:
+    """Mixed precision in the optim wrapper: 'fp16' (mmengine's AmpOptimWrapper, as mmseg/mmdet's ``--amp``) or
+    'bf16' (no loss scaling); see :func:`mixseg.gpu.configure_amp`."""
+    from .gpu import configure_amp
+    configure_amp(cfg, amp)
 
 
 def enable_tta(cfg, config_path: str) -> None:

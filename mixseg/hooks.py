@@ -2,7 +2,6 @@
 the 'pretrain', 'mmseg' and 'mmdet' scopes all find them)."""
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -10,6 +9,7 @@ from mmengine.dist import all_reduce, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS, HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 
 from .checkpoint import CheckpointError, CheckpointMismatchError
 from .workdir import WorkDirError, install_latest_checkpoint, latest_checkpoint, write_last_checkpoint
@@ -17,43 +17,122 @@ from .workdir import WorkDirError, install_latest_checkpoint, latest_checkpoint,
 
 @HOOKS.register_module()
 class NaNGuardHook(Hook):
-    """Stop training at the first non-finite loss, before anything of that iteration is saved.
+    """Stop training when the loss diverges, before anything of a diverged iteration is saved.
 
     mmengine has no such check (mmdet's ``CheckInvalidLossHook`` asserts without saying where or what is
-    left). Runs with ``VERY_HIGH`` priority, i.e. before ``CheckpointHook``, so the last checkpoint on disk
-    is the last good one; the error names the iteration and that checkpoint. In a multi-process run the
-    ranks agree first (one all-reduce of a flag per iteration), so all stop at the same iteration.
+    left). The loss of every iteration is checked **on the device** (a few element-wise kernels, no host read,
+    no collective); the verdict is read every ``interval`` iterations and before every checkpoint or validation
+    (``VERY_HIGH`` priority: before ``CheckpointHook``), with one all-reduce across ranks, so all ranks stop at
+    the same check and the last checkpoint on disk is the last good one. The error names the first non-finite
+    iteration, the non-finite loss terms and that checkpoint.
+
+    Divergence: a non-finite loss, except under fp16 with a dynamic GradScaler, which skips the update of such a
+    step (the weights stay finite) and lowers its scale; there only ``max_skips`` consecutive non-finite losses
+    count as divergence (the scale cannot recover the run). bf16 and fp32 have no scaler: one non-finite loss
+    has already poisoned the weights.
     """
 
     priority = 'VERY_HIGH'
+
+    def __init__(self, interval: int = 50, max_skips: int = 8):
+        if interval < 1 or max_skips < 1:
+            raise ValueError(f'NaNGuardHook: interval and max_skips must be >= 1, got {interval}, {max_skips}')
+        self.interval, self.max_skips = int(interval), int(max_skips)
+        self._state = None
+
+    @staticmethod
+    def _scaler(runner):
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        scalers = [getattr(w, 'loss_scaler', None) for w in getattr(wrapper, 'optim_wrappers', {}).values()] \
+            if hasattr(wrapper, 'optim_wrappers') else [getattr(wrapper, 'loss_scaler', None)]
+        return any(s is not None and getattr(s, 'is_enabled', lambda: True)() for s in scalers)
+
+    def before_train(self, runner) -> None:
+        self.tolerance = self.max_skips if self._scaler(runner) else 0
+        self._state = None
+
+    def _reset(self, device) -> None:
+        # streak: consecutive non-finite losses; worst: longest streak since the last check; first: iteration
+        # (1-based) and value of the first non-finite loss; bad: per loss term, whether it was ever non-finite
+        self._state = dict(streak=torch.zeros((), dtype=torch.int64, device=device),
+                           worst=torch.zeros((), dtype=torch.int64, device=device),
+                           first=torch.full((), -1, dtype=torch.int64, device=device),
+                           value=torch.zeros((), dtype=torch.float32, device=device), bad={})
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if not outputs or 'loss' not in outputs:
             return
         loss = outputs['loss']
-        value = float(loss.detach().float().mean()) if isinstance(loss, torch.Tensor) else float(loss)
-        # the loss is per rank but the averaged gradients spoil every replica: all ranks stop together,
-        # before any of them reaches CheckpointHook
-        flag = torch.tensor(0.0 if math.isfinite(value) else 1.0,
-                            device=loss.device if isinstance(loss, torch.Tensor) else 'cpu')
-        all_reduce(flag, op='max')
-        if not flag.item():
+        loss = loss.detach().float().mean() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        if self._state is None or self._state['streak'].device != loss.device:
+            self._reset(loss.device)
+        st = self._state
+        bad = ~torch.isfinite(loss)
+        st['streak'] = torch.where(bad, st['streak'] + 1, 0)
+        st['worst'] = torch.maximum(st['worst'], st['streak'])
+        fresh = bad & (st['first'] < 0)
+        st['first'] = torch.where(fresh, runner.iter + 1, st['first'])
+        st['value'] = torch.where(fresh, loss, st['value'])
+        for k, v in outputs.items():
+            if k != 'loss' and isinstance(v, torch.Tensor) and v.is_floating_point():
+                b = ~torch.isfinite(v.detach()).all()
+                st['bad'][k] = b if k not in st['bad'] else st['bad'][k] | b
+        if (runner.iter + 1) % self.interval == 0 or self._save_due(runner):
+            self.check(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self.check(runner)  # epoch-end checkpoints and validation come after this hook
+
+    def after_train(self, runner) -> None:
+        self.check(runner)  # before the backbone export
+
+    @staticmethod
+    def _save_due(runner) -> bool:
+        """Whether a checkpoint or a validation follows this iteration (iteration-based schedules)."""
+        n = runner.iter + 1
+        if n >= runner.max_iters:
+            return True
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch and hook.interval > 0 \
+                    and n >= getattr(hook, 'save_begin', 0) and n % hook.interval == 0:
+                return True
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop):  # validation follows after_train_epoch, checked there
+            return False
+        val_interval = getattr(loop, 'val_interval', 0)
+        return bool(val_interval and n >= getattr(loop, 'val_begin', 1) and n % val_interval == 0)
+
+    def check(self, runner) -> None:
+        """Read the verdict (one all-reduce, one host read) and raise on divergence."""
+        st = self._state
+        if st is None:
             return
-        if math.isfinite(value):
+        worst_local = st['worst'].clone()
+        worst = st['worst'].clone()
+        all_reduce(worst, op='max')
+        worst, worst_local, first, value = (int(worst), int(worst_local), int(st['first']), float(st['value']))
+        bad_terms = [k for k, b in st['bad'].items() if bool(b)]
+        if worst <= self.tolerance:
+            # nothing diverged (fp16: the scaler skipped those steps); restart the window, keep the streak
+            st['worst'] = st['streak'].clone()
+            st['first'] = torch.where(st['streak'] > 0, st['first'], -1)
+            st['bad'] = {}
+            return
+        if worst_local <= self.tolerance:
             raise FloatingPointError(
-                f'the loss became non-finite on another rank at iteration {runner.iter + 1} '
-                f'(epoch {runner.epoch + 1}); stopped on all ranks, nothing of this iteration was saved')
+                f'the loss became non-finite on another rank (checked at iteration {runner.iter + 1}, epoch '
+                f'{runner.epoch + 1}); stopped on all ranks, nothing since the last check was saved')
         try:
             last = latest_checkpoint(runner.work_dir) if runner.work_dir else None
         except WorkDirError:
             last = None
-        bad = [k for k, v in outputs.items()
-               if k != 'loss' and isinstance(v, (torch.Tensor, float)) and not math.isfinite(float(v))]
+        skips = f' ({worst} consecutive non-finite losses; the GradScaler tolerates {self.tolerance})' \
+            if self.tolerance else ''
         raise FloatingPointError(
-            f'loss became {value} at iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
-            + (f'; non-finite terms: {", ".join(bad)}' if bad else '')
-            + '. Training stopped; nothing of this iteration was saved. Last good checkpoint: '
-            + (f'{last} (continue with --resume {last})' if last else 'none saved yet'))
+            f'loss became {value} at iteration {first}{skips}'
+            + (f'; non-finite terms: {", ".join(bad_terms)}' if bad_terms else '')
+            + f'. Training stopped at iteration {runner.iter + 1}; nothing since iteration {first} was saved. '
+            + 'Last good checkpoint: ' + (f'{last} (continue with --resume {last})' if last else 'none saved yet'))
 
 
 @HOOKS.register_module()
@@ -97,7 +176,24 @@ class NumClassesCheckHook(Hook):
 
 
 # Phases of a training step whose random draws are keyed separately (see ResumableRandomnessHook).
-_EPOCH, _FETCH, _STEP = 1, 2, 3
+_EPOCH, _FETCH, _STEP, _SHARED = 1, 2, 3, 4
+
+
+def shared_seed(runner) -> int:
+    """The run's seed without the rank offset of ``diff_rank_seed`` (mmengine adds the rank): the same on
+    every rank."""
+    seed = int(runner.seed)
+    if (runner.cfg.get('randomness') or {}).get('diff_rank_seed'):
+        from mmengine.dist import get_rank
+        seed -= get_rank()
+    return seed
+
+
+def seed_from(seed: int, *key: int) -> int:
+    """A 63-bit seed from ``(seed, *key)`` (numpy's SeedSequence: neighbouring keys give unrelated streams)."""
+    import numpy as np
+    state = np.random.SeedSequence([int(seed) % 2**63, *map(int, key)]).generate_state(2, np.uint32)
+    return ((int(state[0]) << 32) | int(state[1])) & (2**63 - 1)
 
 
 def reseed(seed: int, *key: int) -> None:
@@ -160,7 +256,9 @@ class ResumableRandomnessHook(Hook):
     * before each epoch (epoch-based loops: sampler iterator, worker start, first batch),
     * before each batch is drawn (iteration-based loops: around the loop's data iterator, so the replayed
       batches after a resume are drawn exactly as they were; epoch-based loops: after each iteration),
-    * right before each ``train_step`` (mixing, drop-path, RPN sampling, ...).
+    * right before each ``train_step`` (mixing, drop-path, RPN sampling, ...);
+    * right before each ``train_step``, the model's rank-shared stream (``model.seed_rank_shared``, a
+      MixSwitch's member choice) from ``(seed without the rank offset, iteration)``: the same on every rank.
 
     What it cannot reach: worker processes keep the stream they were seeded with at start; that is exact for
     iteration-based loops (the replay walks the workers through the same batches) and for workers started
@@ -190,6 +288,10 @@ class ResumableRandomnessHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         self._reseed(runner, _STEP, runner.iter)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        seed_shared = getattr(model, 'seed_rank_shared', None)
+        if seed_shared is not None:  # draws every rank must make alike (MixSwitch's member)
+            seed_shared(seed_from(shared_seed(runner), _SHARED, runner.iter))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self.by_epoch:  # the next batch of this epoch is drawn right after this hook

@@ -28,14 +28,42 @@ MODELS.register_module(module=BinaryCrossEntropy)
 class ClsDataPreprocessor(BaseDataPreprocessor):
     """Moves ``dict(inputs=B×3×H×W, data_samples=int64 B)`` to the model's device.
 
-    Images arrive normalised by the timm transform. Also accepts mmengine's ``pseudo_collate`` form (lists of
-    tensors / ints). With ``num_classes`` set, a label outside ``[0, num_classes)`` is an error that says so
-    (checked on the CPU tensor, before the copy to the device).
+    Float images arrive normalised by the timm transform and are only moved. uint8 images
+    (``TimmTransform(uint8=True)``, GPU runs) are moved as uint8 and normalised there with ``mean``/``std``
+    (the same operations as torchvision's ``ToTensor`` + ``Normalize``: ``x / 255``, ``- mean``, ``/ std``),
+    then, in training, erased with timm's ``RandomErasing`` (``random_erasing=dict(probability=, mode=,
+    max_count=)``, DeiT's ``re_prob``/``re_mode``/``re_count``) on the device — timm's ``PrefetchLoader``.
+    Also accepts mmengine's ``pseudo_collate`` form (lists of tensors / ints). With ``num_classes`` set, a
+    label outside ``[0, num_classes)`` is an error that says so (checked on the CPU tensor, before the copy).
     """
 
-    def __init__(self, num_classes: Optional[int] = None, non_blocking: bool = True):
+    def __init__(self, num_classes: Optional[int] = None, non_blocking: bool = True,
+                 mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+                 random_erasing: Optional[dict] = None):
         super().__init__(non_blocking=non_blocking)
         self.num_classes = num_classes
+        if (mean is None) != (std is None):
+            raise ValueError('ClsDataPreprocessor: give both mean and std (for uint8 inputs) or neither')
+        self.mean = None if mean is None else tuple(float(m) for m in mean)
+        self.std = None if std is None else tuple(float(s) for s in std)
+        self.random_erasing = dict(random_erasing) if random_erasing else None
+        self._erasers = {}
+
+    def _normalise(self, inputs: torch.Tensor, training: bool) -> torch.Tensor:
+        if self.mean is None:
+            raise ValueError('ClsDataPreprocessor got uint8 images but no mean/std to normalise them with '
+                             '(set model.data_preprocessor mean/std, or use TimmTransform(uint8=False))')
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=inputs.device).view(shape)
+        std = torch.tensor(self.std, device=inputs.device).view(shape)
+        x = inputs.float().div_(255).sub_(mean).div_(std)
+        if training and self.random_erasing and self.random_erasing.get('probability', 0) > 0:
+            key = str(x.device)
+            if key not in self._erasers:
+                from timm.data.random_erasing import RandomErasing
+                self._erasers[key] = RandomErasing(**self.random_erasing, device=x.device)
+            x = self._erasers[key](x)
+        return x
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs, labels = data['inputs'], data.get('data_samples')
@@ -43,7 +71,7 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
             inputs = torch.stack(list(inputs))
         if labels is not None and not isinstance(labels, torch.Tensor):
             labels = torch.as_tensor([int(x) for x in labels], dtype=torch.long)
-        if labels is not None and self.num_classes is not None and labels.numel():
+        if labels is not None and self.num_classes is not None and labels.numel() and labels.device.type == 'cpu':
             lo, hi = int(labels.min()), int(labels.max())
             if lo < 0 or hi >= self.num_classes:
                 raise ValueError(f'label {hi if hi >= self.num_classes else lo} outside the model\'s '
@@ -51,7 +79,10 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
                                  f'model.num_classes?')
         # extra keys (the crop-aligned teacher label maps of pretrain.label_map_data) travel to the device as well
         extra = {k: v for k, v in data.items() if k not in ('inputs', 'data_samples')}
-        return self.cast_data(dict(inputs=inputs, data_samples=labels, **extra))
+        data = self.cast_data(dict(inputs=inputs, data_samples=labels, **extra))
+        if data['inputs'].dtype == torch.uint8:
+            data['inputs'] = self._normalise(data['inputs'], training)
+        return data
 
 
 def _as_pair(x) -> tuple[int, int]:
@@ -186,6 +217,13 @@ class MixClassifier(BaseModel):
                                                                                  f'attention') for m in bad))
             raise ValueError(f'{self.arch} ({type(self.model).__name__}) has no class token, so the mixing method '
                              f'{self.method!r} cannot label its batches: {why}')
+
+    def seed_rank_shared(self, seed: int) -> None:
+        """Seed the draws that must be the same on every rank (a MixSwitch's member choice); called by
+        ``mixseg.hooks.ResumableRandomnessHook`` before each step with a seed of (run seed, iteration)."""
+        reseed = getattr(self.mixer, 'reseed_choice', None)
+        if reseed is not None:
+            reseed(seed)
 
     # ------------------------------------------------------------------ mmengine entry points
     def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = 'tensor',

@@ -6,7 +6,8 @@ sorted list of class folders (torchvision's ``ImageFolder`` order), or in ``clas
 A sample is ``dict(inputs=CHW float tensor, data_samples=int label)``; with ``collate_fn=
 dict(type='default_collate')`` a batch is ``dict(inputs=B×3×H×W, data_samples=int64 B)``, which is what
 :class:`pretrain.classifier.MixClassifier` takes. Normalisation happens in the timm transform (CPU
-workers), so the data preprocessor only moves the batch to the device.
+workers), so the data preprocessor only moves the batch to the device — or, with ``TimmTransform(uint8=True)``
+(GPU runs), the batch stays uint8 and the preprocessor normalises and erases on the device.
 """
 from __future__ import annotations
 
@@ -74,11 +75,17 @@ class TimmTransform:
     The keyword arguments are timm's, so a config reads like the DeiT command line, e.g.
     ``dict(type='TimmTransform', input_size=224, is_training=True, auto_augment='rand-m9-mstd0.5-inc1',
     interpolation='bicubic', re_prob=0.25, re_mode='pixel', re_count=1)``.
+
+    ``uint8=True`` stops before the float conversion (timm's ``use_prefetcher`` tail): the sample is a uint8
+    tensor, 4× less to pass from the workers and to copy to the GPU, and normalisation and random erasing run
+    on the device in :class:`pretrain.classifier.ClsDataPreprocessor` (what timm's ``PrefetchLoader`` does;
+    ``mixseg.gpu.device_side_input`` switches a config over on CUDA machines).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, uint8: bool = False, **kwargs):
+        self.uint8 = bool(uint8 or kwargs.pop('use_prefetcher', False))
         self.kwargs = dict(kwargs)
-        self.transform = create_transform(**kwargs)
+        self.transform = create_transform(**kwargs, use_prefetcher=self.uint8)
 
     def __call__(self, results: dict) -> dict:
         results['img'] = self.transform(results['img'])

@@ -171,7 +171,8 @@ def test_train_tool_pins_the_sampler_seed_and_stops_persistent_workers_when_dete
     # iteration-based loop: one data iterator for the whole run, its workers are replayed after a resume
     cfg = _build_cfg('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py', '--deterministic')
     assert cfg.train_dataloader.persistent_workers and cfg.randomness.seed == 0
-    assert cfg.train_dataloader.sampler.get('seed') is None  # no diff_rank_seed: mmengine passes the seed
+    # stage-2 runtimes draw per rank (diff_rank_seed): the sampler gets the one shared seed
+    assert cfg.randomness.diff_rank_seed and cfg.train_dataloader.sampler.seed == 0
 
 
 class _Draws(torch.utils.data.Dataset):

@@ -48,7 +48,8 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads on CPU')
-    p.add_argument('--amp', action='store_true', help='bfloat16 autocast')
+    p.add_argument('--amp', nargs='?', const='bf16', choices=['bf16', 'fp16'], default=None,
+                   help='autocast: bf16 (default with the bare flag) or fp16 (timing only: no loss scaling)')
     p.add_argument('--only', nargs='+', default=None, help='subset of configurations (cutmix is always kept)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--map-size', type=int, default=14, help='label-map grid of the tokenmix row (H = W)')
@@ -90,6 +91,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.set_float32_matmul_precision('high')  # TF32, as training (mixseg.gpu.enable_tf32)
     model = timm.create_model(
         args.model, pretrained=False, num_classes=args.num_classes, img_size=args.img_size).to(device).train()
     probe = ClassAttentionProbe(model)
@@ -110,7 +113,8 @@ def main(argv=None):
 
     def step(mixer, probe_on):
         probe.enabled = probe_on
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+        with torch.autocast(device.type, dtype=torch.float16 if args.amp == 'fp16' else torch.bfloat16,
+                            enabled=args.amp is not None):
             mixed = mixer(images, labels)
             attn = None
             if 'clean_attn' in mixed.needs:

@@ -21,6 +21,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 import mixseg  # noqa: E402,F401
 from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
 from mixseg.run_guard import prepare_testing  # noqa: E402
 
@@ -41,7 +42,7 @@ def parse_args(argv=None):
                    help='job launcher (tools/dist_test.sh sets pytorch)')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help='set by the launcher')
     args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    gpu.set_launcher_env(args.launcher, args.local_rank)
     return args
 
 
@@ -60,6 +61,9 @@ def main(argv=None):
     table_row = prepare_testing(cfg, args)  # fit check; the row of the backbone it was trained from
     if args.tta:
         enable_tta(cfg, args.config)
+    gpu.check_mmcv_ops(cfg, args.config)
+    for change in gpu.prepare_cuda_run(cfg, args.launcher, train=False):
+        print(f'mixseg: {change}', flush=True)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     try:

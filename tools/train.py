@@ -1,17 +1,17 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
-        [--tensorboard] [--overwrite-work-dir] [--allow-partial-load] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]]
+        [--compile] [--auto-scale-lr] [--tensorboard] [--overwrite-work-dir] [--allow-partial-load] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
-Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine).
+Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine). On GPUs see
+mixseg.gpu (TF32, fused AdamW, --amp, --deterministic, --compile).
 A work dir holding another run is refused (``--resume`` continues it, ``--overwrite-work-dir`` replaces it);
 ``--resume`` with nothing to resume is an error; ``load_from`` must fit the model (``--allow-partial-load``).
 See mixseg.run_guard.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -24,6 +24,7 @@ from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
 from mixseg.run_guard import claim_run_work_dir, prepare_training  # noqa: E402
+from mixseg import gpu  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,7 +40,11 @@ def parse_args(argv=None):
                    help='load_from: load the weights that fit the model and skip the rest (default: refuse a '
                    'checkpoint that does not fit)')
     p.add_argument('--data-root', help='read the dataset from this folder (all dataloaders and evaluators)')
-    p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    p.add_argument('--amp', nargs='?', const='auto', choices=['fp16', 'bf16', 'auto'], metavar='{fp16,bf16}',
+                   help='mixed precision (GPU; the default for GPU runs): bf16 (no loss scaling; GPUs with native '
+                        'bf16, sm_80+) or fp16 (dynamic loss scaling); without a value the best the GPU has')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the networks in place (hooks and state-dict keys unchanged)')
     p.add_argument('--auto-scale-lr', action='store_true',
                    help="scale the lr linearly by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
     p.add_argument('--tensorboard', action='store_true',
@@ -52,7 +57,13 @@ def parse_args(argv=None):
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    gpu.set_launcher_env(args.launcher, args.local_rank)
+    if args.deterministic:
+        gpu.deterministic_env()  # before CUDA starts
+    try:
+        gpu.resolve_amp(args.amp)  # a GPU, with bf16 if asked for
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -68,7 +79,7 @@ def enable_auto_scale_lr(cfg, config_path):
 def build_cfg(args):
     cfg = load_config(args)
     if args.amp:
-        enable_amp(cfg)
+        enable_amp(cfg, gpu.amp_for_config(args.amp, cfg, args.config))
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg, args.config)
     from mixseg.training_curves import enable_tensorboard
@@ -87,6 +98,8 @@ def build_cfg(args):
     for change in make_reproducible(cfg):
         print(f'mixseg: {change}', flush=True)
     add_default_hooks(cfg)
+    for change in gpu.prepare_cuda_run(cfg, args.launcher):
+        print(f'mixseg: {change}', flush=True)
     setup_cpu_distributed(cfg, args.launcher)
     return cfg
 
@@ -99,10 +112,15 @@ def main(argv=None):
     except FileNotFoundError as e:
         raise SystemExit(f'error: {e}')
     claim_run_work_dir(cfg, args)  # refuses a work dir that holds another run
+    gpu.check_mmcv_ops(cfg, args.config)
     install_atomic_checkpoints()
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.deterministic:
+        gpu.relax_determinism()  # mmengine switched strict mode on
+    if args.compile:
+        print(f'mixseg: compiled {", ".join(gpu.compile_model(runner.model))} in place', flush=True)
     try:
         runner.train()
     except (CheckpointError, DiskFullError) as e:  # a weight file refused or not fitting, a full disk (file named)

@@ -21,7 +21,9 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 tensorboard = False
 log_level = 'INFO'
 # a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
-# with `tools/train.py --seed N`
-randomness = dict(seed=0)
+# with `tools/train.py --seed N`. diff_rank_seed: every rank draws its own augmentation and drop-path masks
+# (seed + rank; with one seed all ranks would drop the same paths); the train sampler keeps one shared seed
+# (tools/train.py pins it, mixseg.engine.make_reproducible).
+randomness = dict(seed=0, diff_rank_seed=True)
 load_from = None
 resume = False

@@ -14,8 +14,10 @@ log_processor = dict(by_epoch=False)
 tensorboard = False
 log_level = 'INFO'
 # a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
-# with `tools/train.py --seed N`
-randomness = dict(seed=0)
+# with `tools/train.py --seed N`. diff_rank_seed: every rank draws its own augmentation and drop-path masks
+# (seed + rank; with one seed all ranks would drop the same paths); the train sampler keeps one shared seed
+# (tools/train.py pins it, mixseg.engine.make_reproducible).
+randomness = dict(seed=0, diff_rank_seed=True)
 load_from = None
 resume = False
 # multi-scale + flip test (`tools/test.py --tta`): averages the logits of the dataset base's `tta_pipeline`

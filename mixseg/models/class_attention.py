@@ -217,6 +217,7 @@ def class_token_attention(attn: nn.Module, q_cls: torch.Tensor, k: torch.Tensor,
     q_norm, k_norm = getattr(attn, 'q_norm', None), getattr(attn, 'k_norm', None)
     if q_norm is not None:
         q, k = q_norm(q), k_norm(k)
-    with torch.autocast(device_type=q.device.type, enabled=False):  # float32 also inside the step's autocast
+    device = q.device.type if torch.amp.is_autocast_available(q.device.type) else 'cpu'  # meta: none
+    with torch.autocast(device_type=device, enabled=False):  # float32 also inside the step's autocast
         logits = torch.einsum('bhd,bnhd->bhn', q.float(), k.float()) * attn.scale
         return logits.softmax(-1).mean(1)[:, num_prefix_tokens:]

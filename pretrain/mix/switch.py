@@ -19,6 +19,13 @@ class MixSwitch(Mixer):
 
     ``patch_size`` and ``generator`` set on the switch are passed to every member, so a classifier can set the
     token stride once. ``needs`` is the union of what the members' batches may need.
+
+    ``choice_generator``: where the member is drawn from (default: ``generator``, i.e. the global RNG when None).
+    In data-parallel training it should be a stream that is the same on every rank — else in nearly every step
+    some rank draws the costliest member (TokenMix's extra forward, MixPro's PAL) and all ranks wait for it —
+    while the members' own draws (λ, boxes, masks) stay per rank, as DeiT's seed + rank. :meth:`reseed_choice`
+    seeds such a stream; a nested switch shares its parent's. mixseg's ``ResumableRandomnessHook`` calls it
+    before every step with a seed made from (run seed, iteration), identical on all ranks and on a resume.
     """
     method = 'switch'
 
@@ -27,6 +34,7 @@ class MixSwitch(Mixer):
             mixers: Sequence[Mixer],
             probs: Sequence[float],
             generator: Optional[torch.Generator] = None,
+            choice_generator: Optional[torch.Generator] = None,
     ):
         if len(mixers) == 0 or len(mixers) != len(probs):
             raise ValueError(f'MixSwitch needs one probability per mixer, got {len(mixers)} mixers, probs={probs}')
@@ -53,6 +61,7 @@ class MixSwitch(Mixer):
             self.generator = generator  # shared by all members
         else:
             self._generator = None  # members keep their own
+        self.choice_generator = choice_generator
 
     @property
     def patch_size(self) -> int:
@@ -75,11 +84,29 @@ class MixSwitch(Mixer):
             m.generator = value
 
     @property
+    def choice_generator(self) -> Optional[torch.Generator]:
+        return self._choice_generator
+
+    @choice_generator.setter
+    def choice_generator(self, value: Optional[torch.Generator]):
+        self._choice_generator = value
+        for m in self.mixers:
+            if isinstance(m, MixSwitch):
+                m.choice_generator = value
+
+    def reseed_choice(self, seed: int) -> None:
+        """Draw the members from a CPU generator seeded with ``seed`` from now on (this switch and nested ones)."""
+        if self._choice_generator is None:
+            self.choice_generator = torch.Generator()
+        self._choice_generator.manual_seed(int(seed))
+
+    @property
     def needs(self) -> FrozenSet[str]:
         return frozenset().union(*(m.needs for m in self.mixers))
 
     def choose(self) -> Mixer:
-        u = torch.rand((), dtype=torch.float64, generator=self.generator)
+        gen = self.generator if self._choice_generator is None else self._choice_generator
+        u = torch.rand((), dtype=torch.float64, generator=gen)
         idx = int(torch.searchsorted(self._cum, u, right=True).clamp(max=len(self.mixers) - 1))
         return self.mixers[idx]
 

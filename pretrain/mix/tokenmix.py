@@ -306,7 +306,8 @@ class CAMTeacher:
             raise ValueError(
                 f'CAMTeacher {self.model_name}: forward_features gave {tuple(feats.shape)}, expected '
                 f'B×{head.in_features}×h×w')
-        with torch.autocast(device_type=feats.device.type, enabled=False):  # float32 CAM also under AMP
+        device = feats.device.type if torch.amp.is_autocast_available(feats.device.type) else 'cpu'
+        with torch.autocast(device_type=device, enabled=False):  # float32 CAM also under AMP
             cam = torch.einsum('bchw,bc->bhw', feats.float(), head.weight[labels].float()).relu()
             cam = F.interpolate(cam.unsqueeze(1), size=grid, mode='bilinear', align_corners=False)
         return normalize_map(cam.flatten(1))
