@@ -399,8 +399,8 @@ def _print_key(tmp_path, path, **env):
 
 
 def test_install_keys_the_mmcv_cache_on_cuda(tmp_path):
-    """The cache key of tools/install.sh (dry run): CPU ops without nvcc, CUDA ops keyed by torch.version.cuda
-    with nvcc; an explicit arch list gets its own key; the CPU wheel of the old key (torch version only) is
+    """The cache key of tools/install.sh (dry run): CPU ops without nvcc or without a GPU, CUDA ops keyed by
+    torch.version.cuda with nvcc and a GPU; an explicit arch list gets its own key; the CPU wheel of the old key (torch version only) is
     reused."""
     cuda = torch.version.cuda
     rc, key, err = _print_key(tmp_path, '/usr/bin:/bin')
@@ -411,6 +411,11 @@ def test_install_keys_the_mmcv_cache_on_cuda(tmp_path):
         fake.mkdir()
         (fake / 'nvcc').write_text('#!/bin/sh\necho fake nvcc\n')
         (fake / 'nvcc').chmod(0o755)
+        # the CUDA toolkit without a GPU (CI's machine): CPU ops, the cached CPU wheel is used
+        rc, key, err = _print_key(tmp_path, f'{fake}:/usr/bin:/bin')
+        assert rc == 0 and key['flavour'] == 'cpu', (key, err)
+        (fake / 'nvidia-smi').write_text('#!/bin/sh\necho "GPU 0: Fake GPU (UUID: GPU-0)"\n')
+        (fake / 'nvidia-smi').chmod(0o755)
         rc, key, err = _print_key(tmp_path, f'{fake}:/usr/bin:/bin')
         assert key['flavour'] == 'cuda' and key['cache'].endswith(f'/torch-2.14.1-cu{cuda.replace(".", "")}')
         assert key['arch_list'].startswith('7.5;8.0') and key['arch_list'].endswith('+PTX')

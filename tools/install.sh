@@ -7,10 +7,13 @@
 # older -std flag. The build takes ~20 min on 2 cores (CPU ops), so the wheel is cached outside the
 # repository and reused when present.
 #
-# CUDA ops: where torch has CUDA and nvcc exists (CUDA_HOME/bin or PATH), mmcv is built with CUDA ops
+# CUDA ops: where torch has CUDA, nvcc exists (CUDA_HOME/bin or PATH) and an NVIDIA driver with a GPU is there
+# (nvidia-smi -L lists one, or /proc/driver/nvidia exists), mmcv is built with CUDA ops
 # (FORCE_CUDA=1; Mask R-CNN's RoIAlign/NMS on the GPU), for the architectures the installed torch was built
 # for (torch 2.14.1 cu130: TORCH_CUDA_ARCH_LIST="7.5;8.0;8.6;9.0;10.0;12.0+PTX"; set TORCH_CUDA_ARCH_LIST to
-# build fewer, e.g. "9.0" for H100 only, much faster). MMCV_CUDA=1 insists on CUDA ops (fails without nvcc),
+# build fewer, e.g. "9.0" for H100 only, much faster). MMCV_CUDA=1 insists on CUDA ops (fails without nvcc; use it
+# on a GPU-less login node that builds for the GPU nodes; a machine with the CUDA toolkit but no GPU, like CI's,
+# builds CPU ops in the default auto mode),
 # MMCV_CUDA=0 builds CPU ops only. The cache key says what the wheel holds:
 #   ~/.cache/mixseg/wheels/torch-<version>-cpu          CPU ops (older installs: .../torch-<version>, reused)
 #   ~/.cache/mixseg/wheels/torch-<version>-cu<XY>       CUDA ops for torch.version.cuda X.Y, torch's arch list
@@ -30,6 +33,11 @@ CACHE_ROOT=${MIXSEG_WHEEL_CACHE:-$HOME/.cache/mixseg/wheels}
 LEGACY_CACHE=$CACHE_ROOT/torch-$TORCH_VER  # CPU wheels of installs before the CUDA key
 PRINT_KEY=0
 [ "${1:-}" = "--print-key" ] && PRINT_KEY=1
+
+has_gpu_driver() {  # an NVIDIA driver with at least one GPU (the toolkit alone is not enough: CI has nvcc, no GPU)
+  [ -r /proc/driver/nvidia/version ] && return 0
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'
+}
 
 find_nvcc() {  # CUDA_HOME first (what torch's extension builder uses), then PATH
   if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then echo "$CUDA_HOME/bin/nvcc"; return; fi
@@ -54,7 +62,7 @@ print(f"cp{sys.version_info[0]}{sys.version_info[1]}", torch.version.cuda or "-"
     1) [ -n "$torch_cuda" ] || { echo "[install] MMCV_CUDA=1 but the installed torch has no CUDA" >&2; exit 1; }
        [ -n "$nvcc" ] || { echo "[install] MMCV_CUDA=1 but no nvcc (set CUDA_HOME or put nvcc on PATH)" >&2; exit 1; }
        FLAVOUR=cuda ;;
-    auto) [ -n "$torch_cuda" ] && [ -n "$nvcc" ] && FLAVOUR=cuda ;;
+    auto) [ -n "$torch_cuda" ] && [ -n "$nvcc" ] && has_gpu_driver && FLAVOUR=cuda ;;
     *) echo "[install] MMCV_CUDA must be 0, 1 or auto, got ${MMCV_CUDA}" >&2; exit 1 ;;
   esac
   if [ "$FLAVOUR" = cuda ]; then
