@@ -437,9 +437,9 @@ def test_install_keys_the_mmcv_cache_on_cuda(tmp_path):
 
 MIXERS = [
     None, dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0), dict(type='TransMix', alpha=1.0),
-    dict(type='MaskMix', pal=True), dict(type='TokenMix', source='attention'), dict(type='deit_mix'),
-    dict(type='transmix_recipe'), dict(type='mixpro_recipe'), dict(type='tokenmix_recipe'),
-]
+    dict(type='MaskMix', pal=True), dict(type='TokenMix', source='attention'), dict(type='TokenMix'),
+    dict(type='deit_mix'), dict(type='transmix_recipe'), dict(type='mixpro_recipe'), dict(type='tokenmix_recipe'),
+]  # TokenMix without a source: teacher label maps (the default), cropped with torchvision's roi_align
 
 
 @pytest.mark.parametrize('mixer', MIXERS, ids=lambda m: m['type'] if m else 'none')
@@ -458,8 +458,11 @@ def test_training_step_on_meta_reads_nothing_back(mixer):
     data = model.data_preprocessor(dict(inputs=torch.zeros(4, 3, 64, 64, dtype=torch.uint8, device='meta'),
                                         data_samples=torch.zeros(4, dtype=torch.long, device='meta')), True)
     assert data['inputs'].device.type == 'meta' and data['inputs'].dtype == torch.float32
+    # crop-aligned teacher label maps (B×2×k×H×W top-k scores + indices, crop boxes, flips), as the loader gives them
+    label_maps = dict(maps=torch.zeros(4, 2, 5, 12, 12, device='meta'), boxes=torch.zeros(4, 4, device='meta'),
+                      flip=torch.zeros(4, dtype=torch.bool, device='meta'))
     for _ in range(3):  # several draws of the switch
-        losses = model.loss(data['inputs'], data['data_samples'])
+        losses = model.loss(data['inputs'], data['data_samples'], label_maps=label_maps)
         losses['loss'].backward()
         hook, runner = NaNGuardHook(interval=1000), _Runner()
         hook.before_train(runner)

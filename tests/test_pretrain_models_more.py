@@ -49,7 +49,7 @@ def step(m, spec):
     (dict(type='deit_mix'), None),
     (dict(type='transmix_recipe', switch_prob=1.0), None),
     (dict(type='mixpro_recipe', maskmix_prob=1.0), None),
-    (dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2), TOKENMIX_BCE),  # own attention on the clean images
+    (dict(type='TokenMix', mask_ratio=0.5, min_block_tokens=2, source='attention'), TOKENMIX_BCE),  # own attention
 ], ids=['baseline', 'transmix', 'mixpro', 'tokenmix'])
 def test_class_attention_models_train_with_every_method(spec, mixer, loss):
     m = make(spec, drop_path_rate=0.1, mixer=mixer, loss=loss)
@@ -91,7 +91,7 @@ def test_swin_trains_with_the_methods_that_need_no_class_token(mixer, loss):
     (dict(type='transmix_recipe'), 'no class token.*TransMix weighs the CutMix box'),
     (dict(type='TransMix'), 'no class token.*TransMix'),
     (dict(type='mixpro_recipe'), "no class token.*Progressive Attention Labeling.*pal=False"),
-    (dict(type='tokenmix_recipe'), "no class token.*source='attention'"),
+    (dict(type='tokenmix_recipe', source='attention'), "no class token.*source='attention'"),
 ], ids=['transmix', 'transmix-alone', 'mixpro-pal', 'tokenmix-own-attention'])
 def test_swin_refuses_methods_that_need_class_attention(mixer, match):
     with pytest.raises(ValueError, match=match):
