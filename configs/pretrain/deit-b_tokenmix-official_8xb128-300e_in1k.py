@@ -1,32 +1,8 @@
-_base_ = [
-    '../_base_/models/deit-b.py', '../_base_/datasets/imagenet_tokenmix-official.py',
-    '../_base_/schedules/imagenet_adamw_300e_tokenmix-official.py', '../_base_/default_runtime.py',
-]
 # TokenMix, OFFICIAL family: every value as the released code ran it (Sense-X/TokenMix main.py defaults,
-# exp/deit_small/run.sh, tokenmix.py; PAPERS.md "TokenMix"), each with its source. DeiT-T/B: the README reports
-# them (73.2 / 82.9) without a script; the DeiT-S command with the model swapped is assumed.
+# exp/deit_small/run.sh, tokenmix.py; PAPERS.md "TokenMix"), each with its source in
+# configs/_base_/official/tokenmix_deit_in1k.py. DeiT-T/B: the README reports them (73.2 / 82.9) without a script;
+# the DeiT-S command with the model swapped is assumed.
 # The common-protocol family (one recipe for all methods) is configs/pretrain/*_tokenmix_8xb128-300e_in1k.py.
 # Model: timm's deit_base_patch16_224 (TokenMix's deit.py registers deit_tiny / deit_small only; main.py builds any timm model, its --model default is deit_base_patch16_224); drop 0 (main.py --drop), drop path 0.1 (run.sh --drop-path 0.1) as the base.
-model = dict(
-    mixer=dict(
-        type='tokenmix_recipe',
-        switch_prob=0.5,  # main.py --mixup-switch-prob 0.5 (TokenMix batch with p 0.5, else Mixup; --mixup-prob 1.0)
-        mixup_alpha=0.8,  # run.sh --mixup 0.8 (--cutmix 1.0 only switches the TokenMix branch on)
-        mask_ratio=0.5,  # tokenmix.py Mixup.lam_constant = 0.5
-        variant='official',  # tokenmix.py generate_mask: blocks >= 1 token, target int(0.5·196) + 14 = 112 tokens
-        # (minimum_tokens=14), stop after 10 failed draws; --mask-type block; one mask per batch (mode 'batch')
-        mask_type='block',
-        label_smoothing=0.1,  # main.py --smoothing 0.1
-        smoothing_rule='official',  # tokenmix.py Mixup.__call__: on = w - ε/2 + ε/(2C), off = ε/(2C), no clamp
-        source='label_maps',  # tokenmix.py get_labelmaps_with_coords: NFNet-F6 label maps, RoIAligned to the crop
-        # at 14×14, ground-truth channel / (sum + 1e-8)
-        box_order='xyxy',  # the released code hands roi_align the box as (top, left, bottom, right), i.e. the
-        # map is cropped transposed (a bug inherited from ReLabel); 'official' reproduces it, 'xyxy' is the intent
-    ),
-    loss=dict(type='BinaryCrossEntropy', smoothing=0.0),  # run.sh --use-bce: timm BinaryCrossEntropy() on the
-    # dense mixed targets (its smoothing applies only to hard labels, so 0.0 here is the same loss)
-)
-
-use_ema = True  # main.py --model-ema default True, --model-ema-decay 0.99996 (mmengine momentum 4e-5)
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
-randomness = dict(seed=0, diff_rank_seed=True)  # main.py --seed 0, seed + rank
+_base_ = ['../_base_/models/deit-b.py', '../_base_/official/tokenmix_deit_in1k.py']
+model = dict(mixer=_base_.tokenmix_mixer, loss=_base_.tokenmix_loss)
