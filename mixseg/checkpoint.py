@@ -172,13 +172,19 @@ def load_backbone_file(path) -> BackboneFile:
     return BackboneFile(state_dict, _parse_meta(header, path))
 
 
-def _parse_meta(header: dict, path) -> dict:
+def _decode_header(header: dict) -> dict:
+    """safetensors header strings → values (JSON where they are JSON)."""
     meta = {}
     for k, v in header.items():
         try:
             meta[k] = json.loads(v)
         except json.JSONDecodeError:
             meta[k] = v
+    return meta
+
+
+def _parse_meta(header: dict, path) -> dict:
+    meta = _decode_header(header)
     if meta.get('format') not in (None, FORMAT):
         raise CheckpointError(f'{path}: format {meta.get("format")!r} is not {FORMAT!r}')
     return meta
@@ -195,13 +201,7 @@ def read_backbone_meta(path) -> dict[str, Any]:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError):
         return {}
-    meta = {}
-    for k, v in header.items():
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError:
-            meta[k] = v
-    return meta
+    return _decode_header(header)
 
 
 def _unwrap(obj, path) -> dict[str, torch.Tensor]:

@@ -204,14 +204,8 @@ class MixClassifier(BaseModel):
         if self.probe is not None:
             return
 
-        def leaves(m):  # the members of (nested) MixSwitches
-            if hasattr(m, 'mixers'):
-                for x in m.mixers:
-                    yield from leaves(x)
-            else:
-                yield m
-
-        bad = [m for m in leaves(self.mixer) if m.needs & {'attn', 'clean_attn'}]
+        bad = [m for m in _mixer_tree(self.mixer)  # the members of (nested) MixSwitches
+               if not hasattr(m, 'mixers') and m.needs & {'attn', 'clean_attn'}]
         if bad:
             why = '; '.join(dict.fromkeys(self._NEEDS_CLS.get(type(m).__name__, f'{type(m).__name__} needs class '
                                                                                  f'attention') for m in bad))
