@@ -1,6 +1,7 @@
 """timm's cosine learning-rate schedule as an mmengine parameter scheduler (for the official-family configs).
 
-The official TransMix (timm 0.5.4 ``train.py``) and MixPro (Swin's ``lr_scheduler.py`` on timm 0.4.12) runs use
+The official TransMix (timm 0.5.4 ``train.py``), TokenMix (``main.py``, timm 0.5.4 ``create_scheduler``) and MixPro
+(Swin's ``lr_scheduler.py`` on timm 0.4.12; its DeiT and Swin configs alike) runs use
 ``timm.scheduler.CosineLRScheduler`` with one cycle and ``warmup_prefix=False``: a linear warmup from
 ``warmup_lr_init`` for ``warmup_t`` steps, then ``lr_min + ½(lr − lr_min)(1 + cos(π·t / t_initial))`` with t
 counted **from 0**, not from the end of the warmup; after ``t_initial``, ``lr_min`` (timm's cooldown epochs).
