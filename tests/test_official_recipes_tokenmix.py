@@ -33,6 +33,7 @@ OFFICIAL = {
     'warmup_epochs': (5, 'main.py --warmup-epochs 5'),
     'warmup_lr': (1e-6, 'main.py --warmup-lr 1e-6'),
     'min_lr': (1e-5, 'main.py --min-lr 1e-5'),
+    'lr_lag': (1, 'main.py lr_scheduler.step(epoch) after epoch `epoch`: epoch e trains at lr(e - 1)'),
     'drop_path': (0.1, 'run.sh --drop-path 0.1'),
     'img_size': (224, 'run.sh --input-size 224'),
     'randaug': ('rand-m9-mstd0.5-inc1', 'main.py --aa default'),
@@ -84,11 +85,10 @@ def test_official_tokenmix_config_resolves_to_the_official_values(size):
     assert opt.weight_decay == V('weight_decay') and opt.eps == V('opt_eps') and tuple(opt.betas) == V('betas')
     assert cfg.optim_wrapper.get('clip_grad') == V('clip_grad')
     assert cfg.auto_scale_lr.base_batch_size == V('gpus') * V('batch_per_gpu')
-    warm, cos = cfg.param_scheduler
-    assert warm.type == 'LinearLR' and warm.end == V('warmup_epochs')
-    assert math.isclose(warm.start_factor * opt.lr, V('warmup_lr'))
-    assert cos.type == 'CosineAnnealingLR' and cos.begin == V('warmup_epochs') and cos.end == V('epochs')
-    assert cos.eta_min == V('min_lr') and cos.T_max == V('epochs') - V('warmup_epochs')
+    sched, = cfg.param_scheduler  # timm's cosine from epoch 0, once per epoch, one epoch late (schedule test)
+    assert sched.type == 'TimmCosineLR' and sched.by_epoch and not sched.convert_to_iter_based
+    assert (sched.t_initial, sched.warmup_t, sched.lag) == (V('epochs'), V('warmup_epochs'), V('lr_lag'))
+    assert (sched.warmup_lr_init, sched.lr_min) == (V('warmup_lr'), V('min_lr'))
     assert cfg.train_cfg.max_epochs == V('epochs') + V('cooldown_epochs')
     # data
     t = dl.dataset.pipeline[0]

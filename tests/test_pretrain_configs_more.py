@@ -91,11 +91,16 @@ def test_recipe_values(path):
     clip = cfg.optim_wrapper.get('clip_grad')
     want_clip = None if method == 'mixpro-official' else r['clip']  # MixPro clips after the step: no effect
     assert (clip.max_norm if clip else None) == want_clip
-    warm, cos = cfg.param_scheduler
-    assert warm.type == 'LinearLR' and (warm.begin, warm.end) == (0, r['warmup']) and warm.convert_to_iter_based
-    assert math.isclose(warm.start_factor * opt.lr, r['warmup_lr'])
-    assert cos.type == 'CosineAnnealingLR' and (cos.begin, cos.end) == (r['warmup'], r['epochs'])
-    assert cos.T_max == cos.end - cos.begin and cos.eta_min == r['min_lr'] and cos.convert_to_iter_based
+    if method == 'mixpro-official':  # MixPro's timm cosine from step 0 (tests/test_official_recipes_schedule.py)
+        sched, = cfg.param_scheduler
+        assert sched.type == 'TimmCosineLR' and (sched.t_initial, sched.warmup_t) == (r['epochs'], r['warmup'])
+        assert (sched.warmup_lr_init, sched.lr_min) == (r['warmup_lr'], r['min_lr']) and sched.convert_to_iter_based
+    else:
+        warm, cos = cfg.param_scheduler
+        assert warm.type == 'LinearLR' and (warm.begin, warm.end) == (0, r['warmup']) and warm.convert_to_iter_based
+        assert math.isclose(warm.start_factor * opt.lr, r['warmup_lr'])
+        assert cos.type == 'CosineAnnealingLR' and (cos.begin, cos.end) == (r['warmup'], r['epochs'])
+        assert cos.T_max == cos.end - cos.begin and cos.eta_min == r['min_lr'] and cos.convert_to_iter_based
     assert cfg.train_cfg.max_epochs == r['epochs'] and f'-{r["epochs"]}e_' in path.name
     # data
     (train_t,) = cfg.train_dataloader.dataset.pipeline

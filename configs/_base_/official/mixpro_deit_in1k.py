@@ -90,13 +90,14 @@ warmup_lr = 1e-6
 min_lr = 1e-5
 warmup_epochs = 20     # MP/cfg TRAIN.WARMUP_EPOCHS
 epochs = 300           # MP/cfg TRAIN.EPOCHS (no cooldown: Swin's scheduler)
-# Gradient clipping: MP/cfg TRAIN.CLIP_GRAD 5.0 — intended; but under AMP (the default, --amp-opt-level O1) MP/main
-# calls clip_grad_norm_ *after* scaler.step(optimizer), so the released code never clips (its fp32 path, O0, clips
-# before the step). We follow the intended 5.0; `optim_wrapper = dict(clip_grad=None)` in a leaf is the run as
-# released.
+# Gradient clipping: MP/cfg TRAIN.CLIP_GRAD 5.0 — intended; but on its default path (--amp-opt-level O1: GradScaler)
+# MP/main calls clip_grad_norm_ *after* scaler.step(optimizer), so the released code never clips (its O0 path —
+# still under autocast, without GradScaler — clips before the step). We follow the intended 5.0;
+# `optim_wrapper = dict(clip_grad=None)` in a leaf is the run as released.
 clip_grad_max_norm = 5.0
 optim_wrapper = dict(
-    # MP/main: torch.cuda.amp autocast + GradScaler (fp16) by default: add tools/train.py --amp for that
+    # MP/main: the forward runs under torch.cuda.amp autocast (fp16) on every path, with GradScaler by default
+    # (O1): add tools/train.py --amp for that (AmpOptimWrapper); this config alone trains in float32
     type='OptimWrapper',
     optimizer=dict(type='AdamW',             # MP/cfg TRAIN.OPTIMIZER.NAME 'adamw'
                    lr=base_lr,
@@ -110,11 +111,13 @@ optim_wrapper = dict(
                                     '.dist_token': dict(decay_mult=0.0)}),
     clip_grad=dict(max_norm=clip_grad_max_norm, norm_type=2),
 )
-# MP/sched: timm CosineLRScheduler(t_initial=EPOCHS·n_iter, warmup_t=WARMUP_EPOCHS·n_iter, t_in_epochs=False):
-# per iteration, cosine from step 0 (warmup_prefix=False), see pretrain/schedulers.py
+# MP/sched: timm CosineLRScheduler(t_initial=EPOCHS·n_iter, warmup_t=WARMUP_EPOCHS·n_iter, t_mul 1, cycle_limit 1,
+# t_in_epochs=False): per iteration, cosine from step 0 (warmup_prefix not passed: False), see
+# pretrain/schedulers.py. MP/main calls lr_scheduler.step_update(epoch·n_iter + idx) *after* iteration idx, so
+# iteration k trains at timm's lr(k - 1): lag=1 (one iteration).
 param_scheduler = [
     dict(type='TimmCosineLR', t_initial=epochs, warmup_t=warmup_epochs, warmup_lr_init=warmup_lr, lr_min=min_lr,
-         by_epoch=True, begin=0, convert_to_iter_based=True),
+         lag=1, by_epoch=True, begin=0, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=1)  # MP/main: validate after every epoch
 val_cfg = dict()

@@ -1,7 +1,10 @@
 # The schedule of the official TokenMix runs (Sense-X/TokenMix main.py defaults; exp/deit_small/run.sh: 8 GPUs × 128).
-# Same shape as imagenet_adamw_300e.py, plus timm's 10 cooldown epochs at the minimum lr.
-# Not a value but the shape: the official code steps timm's CosineLRScheduler once per epoch, its cosine counting
-# from epoch 0 under the warmup; here the lr is stepped per iteration, the cosine running from the warmup's end.
+# main.py: create_scheduler (timm 0.5.4, README) → CosineLRScheduler(t_initial=--epochs, warmup_t=--warmup-epochs,
+# warmup_lr_init=--warmup-lr, lr_min=--min-lr, cycle_limit 1, t_in_epochs=True): the lr is set once per epoch and
+# the cosine counts from epoch 0 under the warmup (warmup_prefix=False), then --cooldown-epochs at the minimum lr.
+# main.py calls lr_scheduler.step(epoch) *after* epoch `epoch`, so epoch e trains at timm's lr(e - 1) (epochs 0
+# and 1 both at the warmup lr): TimmCosineLR(lag=1) (pretrain/schedulers.py) is that schedule; the config that
+# takes this file imports pretrain.schedulers (custom_imports).
 _base_ = './imagenet_adamw_300e.py'
 base_lr = 5e-4 * 1024 / 512  # main.py: --lr 5e-4 scaled by batch 128 × 8 GPUs / 512 = 1e-3
 warmup_epochs = 5  # main.py --warmup-epochs 5 (from --warmup-lr 1e-6)
@@ -15,11 +18,14 @@ optim_wrapper = dict(
     # main.py --clip-grad None: no clipping (the base has none)
 )
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6 / base_lr, end_factor=1.0, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),  # --warmup-lr 1e-6
-    dict(type='CosineAnnealingLR', T_max=cosine_epochs - warmup_epochs, eta_min=1e-5, by_epoch=True,
-         begin=warmup_epochs, end=cosine_epochs, convert_to_iter_based=True),  # --min-lr 1e-5
-    # epochs 300-310: no scheduler, the lr stays at eta_min (timm's cooldown)
+    dict(type='TimmCosineLR',
+         t_initial=cosine_epochs,  # run.sh --epochs 300
+         warmup_t=warmup_epochs,  # main.py --warmup-epochs 5
+         warmup_lr_init=1e-6,  # main.py --warmup-lr 1e-6 (absolute: not scaled with the batch)
+         lr_min=1e-5,  # main.py --min-lr 1e-5 (absolute)
+         lag=1,  # main.py lr_scheduler.step(epoch) after the epoch: epoch e at lr(e - 1)
+         by_epoch=True, begin=0, convert_to_iter_based=False),  # t_in_epochs=True: once per epoch
+    # epochs 300-310 (the cooldown): TimmCosineLR holds lr_min past t_initial, as timm
 ]
 train_cfg = dict(by_epoch=True, max_epochs=cosine_epochs + cooldown_epochs, val_interval=1)
 auto_scale_lr = dict(base_batch_size=1024, enable=False)  # the lr above belongs to 8 × 128
