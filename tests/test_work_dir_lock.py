@@ -66,7 +66,8 @@ def _wait_for(path, proc, timeout=240):
     while not path.exists():
         if proc.poll() is not None:
             out, err = proc.communicate()
-            pytest.fail(f'the first run ended before training started (rc {proc.returncode}):\n{out[-2000:]}{err[-3000:]}')
+            pytest.fail(f'the first run ended before training started (rc {proc.returncode}):\n'
+                        f'{out[-2000:]}{err[-3000:]}')
         assert time.time() < end, f'{path} never appeared'
         time.sleep(0.2)
 
@@ -170,14 +171,24 @@ def test_a_live_pid_is_stale_only_when_it_is_another_process(tmp_path):
 
 
 def test_a_two_rank_run_takes_the_lock_once(tmp_path):
-    """Ranks 1.. share rank 0's work dir and do not take the lock (they would be refused by rank 0's)."""
+    """Ranks 1.. share rank 0's work dir and do not take the lock (they would be refused by rank 0's). Into a work
+    dir in use, rank 0 is refused and the run ends (rank 1 does not wait for it)."""
+    from mixseg.workdir import lock_work_dir
     config, work = _toy_config(tmp_path, 'toy_ddp'), tmp_path / 'work'
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port),
-           str(ROOT / 'tools/train.py'), str(config), '--launcher', 'pytorch', '--work-dir', str(work)]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=400)
+
+    def two_ranks():
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port),
+               str(ROOT / 'tools/train.py'), str(config), '--launcher', 'pytorch', '--work-dir', str(work)]
+        return subprocess.run(cmd, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=400)
+
+    with lock_work_dir(work):
+        refused = two_ranks()
+    assert refused.returncode != 0 and f'error: {work} is in use by another run: pid {os.getpid()}' in refused.stderr
+    assert not list(work.glob('*.pth'))
+    proc = two_ranks()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (work / 'iter_4.pth').is_file() and (work / 'run.json').is_file()
     assert not (work / 'run.lock').exists() and not list(work.glob('.run.lock.*'))
