@@ -12,6 +12,14 @@ tried as a module to import), and the builder then calls it with the config's ar
   scope (the project's and mmengine's/mmseg's/mmdet's, with their own modules imported) has registered;
 * :func:`no_import_fallback` switches mmengine's import fallback off while the model is built, so even a name
   the check let through can only ever resolve to a registered class.
+
+``type`` is not the only key mmengine turns into an import: ``_scope_`` in any dict it builds switches the scope and
+imports ``<scope>.registry`` (``build_from_cfg`` → ``Registry.switch_scope_and_registry``; so does a
+``default_scope`` the Runner is given), the optimizer wrapper's ``constructor`` and the Runner's ``runner_type`` are
+registry lookups with the same fallback as ``type``, and ``custom_imports`` is imported by ``Config.fromfile``.
+:func:`check_stored_types` allows only the project's scopes (:data:`PROJECT_SCOPES`) and packages
+(:data:`PROJECT_PACKAGES`) there, and :func:`no_import_fallback` also refuses any import the registries would make
+of a module outside those packages while the model is built.
 """
 from __future__ import annotations
 
@@ -26,18 +34,26 @@ PROJECT_MODULES = {
 }
 
 
-def iter_types(obj: Any, prefix: str = '') -> Iterator[tuple[str, Any]]:
-    """``(key path, value)`` of every ``type`` entry in nested dicts / lists."""
+#: the scopes a stored config may switch to (``_scope_``, ``default_scope``); mmengine imports ``<scope>.registry``
+PROJECT_SCOPES = ('pretrain', 'mmseg', 'mmdet', 'mmengine')
+#: the packages whose modules a stored config may make mmengine import (``custom_imports``, registry locations)
+PROJECT_PACKAGES = ('pretrain', 'mixseg', 'mmseg', 'mmdet', 'mmengine', 'mmcv')
+#: keys besides ``type`` whose string value mmengine resolves like a ``type`` (registry, then import fallback)
+TYPE_LIKE_KEYS = ('constructor', 'runner_type')
+
+
+def iter_types(obj: Any, prefix: str = '', keys: tuple = ('type',)) -> Iterator[tuple[str, Any]]:
+    """``(key path, value)`` of every entry named in ``keys`` (default ``type``) in nested dicts / lists."""
     if isinstance(obj, dict):
         for k, v in obj.items():
             path = f'{prefix}.{k}' if prefix else str(k)
-            if k == 'type':
+            if k in keys:
                 yield path, v
             else:
-                yield from iter_types(v, path)
+                yield from iter_types(v, path, keys)
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            yield from iter_types(v, f'{prefix}[{i}]')
+            yield from iter_types(v, f'{prefix}[{i}]', keys)
 
 
 def registered_names(scope: str) -> set[str]:
@@ -74,11 +90,12 @@ def check_stored_types(cfg: dict, source: str, scope: str, built: str = 'model')
     hint = ('a config stored in a checkpoint may only name types registered in the project\'s and the '
             'OpenMMLab registries; nothing it names is imported or called. If you trust the file, pass its '
             'config with --config')
-    for key, value in iter_types(cfg):
-        if not isinstance(value, str):
+    for key, value in iter_types(cfg, keys=('type', *TYPE_LIKE_KEYS)):
+        if not isinstance(value, str) and (key.endswith('.type') or key == 'type'):
             raise StoredConfigError(f'{source}: {key} = {value!r} is not a type name; {hint}')
-        if '.' in value:
+        if isinstance(value, str) and '.' in value:
             raise StoredConfigError(f'{source}: {key} = {value!r} is a dotted import path; {hint}')
+    _check_imports(cfg, source, hint)
     part: Any = cfg
     for k in built.split('.'):
         part = part.get(k) if isinstance(part, dict) else None
@@ -90,20 +107,51 @@ def check_stored_types(cfg: dict, source: str, scope: str, built: str = 'model')
             raise StoredConfigError(f'{source}: {key} = {value!r} is not registered in the {scope!r} scope; {hint}')
 
 
+def _check_imports(cfg: dict, source: str, hint: str) -> None:
+    """The keys mmengine turns into imports besides ``type``: every ``_scope_`` and the ``default_scope`` must be
+    one of :data:`PROJECT_SCOPES`, every ``custom_imports`` module in :data:`PROJECT_PACKAGES`."""
+    scopes = list(iter_types(cfg, keys=('_scope_',)))
+    if 'default_scope' in cfg:
+        scopes.append(('default_scope', cfg['default_scope']))
+    for key, value in scopes:
+        if value is not None and value not in PROJECT_SCOPES:
+            raise StoredConfigError(
+                f'{source}: {key} = {value!r} is not one of the project\'s scopes ({", ".join(PROJECT_SCOPES)}); '
+                f'mmengine would import {value!s}.registry for it; {hint}')
+    imports = cfg.get('custom_imports')
+    modules = imports.get('imports') if isinstance(imports, dict) else imports
+    modules = [modules] if isinstance(modules, str) else modules
+    if imports is not None and not isinstance(modules, (list, tuple)):
+        raise StoredConfigError(f'{source}: custom_imports = {imports!r} is not a list of modules; {hint}')
+    for i, module in enumerate(modules or ()):
+        if not isinstance(module, str) or module.split('.')[0] not in PROJECT_PACKAGES:
+            raise StoredConfigError(
+                f'{source}: custom_imports.imports[{i}] = {module!r} is not a module of the project\'s packages '
+                f'({", ".join(PROJECT_PACKAGES)}); {hint}')
+
+
 @contextlib.contextmanager
 def no_import_fallback(source: str):
-    """While active, a ``type`` that mmengine's registries do not hold raises instead of being imported."""
+    """While active, a ``type`` that mmengine's registries do not hold raises instead of being imported, and the
+    registries import no module outside :data:`PROJECT_PACKAGES` (a ``_scope_`` switch imports ``<scope>.registry``)."""
     import mmengine.registry.registry as reg_module
-    original = reg_module.get_object_from_string
+    original, original_import = reg_module.get_object_from_string, reg_module.import_module
 
     def refuse(name):
         raise StoredConfigError(f'{source}: type {name!r} is not registered; it is not imported from a stored config')
 
-    reg_module.get_object_from_string = refuse
+    def project_import(name, package=None):
+        if str(name).split('.')[0] not in PROJECT_PACKAGES:
+            raise StoredConfigError(f'{source}: building the stored config would import {name!r} (a _scope_ '
+                                    f'outside the project\'s scopes?); nothing outside '
+                                    f'{", ".join(PROJECT_PACKAGES)} is imported from a stored config')
+        return original_import(name, package)
+
+    reg_module.get_object_from_string, reg_module.import_module = refuse, project_import
     try:
         yield
     finally:
-        reg_module.get_object_from_string = original
+        reg_module.get_object_from_string, reg_module.import_module = original, original_import
 
 
 def plain_config(text: str, source: str):

@@ -68,11 +68,12 @@ def prepare_testing(cfg, args, log=print):
     return dict(row) if row else None
 
 
-def claim_run_work_dir(cfg, args, log=print) -> None:
-    """tools/train.py, right before the Runner: refuse a work dir that holds another run (see
-    :func:`mixseg.workdir.claim_work_dir`) and record this run's identity there."""
+def claim_run_work_dir(cfg, args, log=print):
+    """tools/train.py, right before the Runner: lock the work dir (rank 0), refuse it when another run holds it or
+    its files (see :func:`mixseg.workdir.claim_work_dir`) and record this run's identity there. Returns the lock,
+    a context manager the run holds until it ends."""
     try:
-        claim_work_dir(cfg.work_dir, run_identity(cfg, args), resume=args.resume is not None,
+        return claim_work_dir(cfg.work_dir, run_identity(cfg, args), resume=args.resume is not None,
                        overwrite=getattr(args, 'overwrite_work_dir', False), rank=dist_rank(), log=log)
     except WorkDirError as e:
         raise SystemExit(f'error: {e}') from e

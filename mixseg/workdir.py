@@ -13,13 +13,23 @@
   before) is still read, except that a checkpoint of the same name in this work dir wins over one elsewhere.
 * **--resume.** :func:`resume_target` turns ``--resume`` into a checkpoint path or a clear error: nothing to
   resume, an empty ``last_checkpoint`` or a missing file are errors, never a silent fresh start.
+* **One run at a time.** :func:`lock_work_dir` holds ``<work_dir>/run.lock`` (pid, host, process start time,
+  command) for the run's lifetime, taken by rank 0 before the check above, so two runs started at once cannot
+  both pass it. A lock of a process that no longer runs on this host (or of an earlier incarnation of this
+  requeued Slurm job) is removed and named; one from another host is never judged by its pid: the error says to
+  delete the file when that run is known to be gone.
+* **--overwrite-work-dir** removes a symlink in the work dir (``results/``, a checkpoint) as a link and never
+  deletes through it: files outside the work dir are not touched.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -27,6 +37,7 @@ from typing import Optional
 from .checkpoint import atomic_write_text
 
 IDENTITY_FILE = 'run.json'
+LOCK_FILE = 'run.lock'
 LAST_CHECKPOINT = 'last_checkpoint'
 #: top-level config entries that do not change what a run computes (left out of its identity)
 VOLATILE_KEYS = ('work_dir', 'resume', 'load_from', 'launcher', 'experiment_name', 'env_cfg', 'model_wrapper_cfg',
@@ -150,8 +161,11 @@ def run_files(work_dir) -> list[Path]:
     wd = Path(work_dir)
     if not wd.is_dir():
         return []
-    files = [*wd.glob('*.pth'), *wd.glob('backbone*.safetensors'), wd / LAST_CHECKPOINT, *wd.glob('results/*.json')]
-    return sorted(p for p in files if p.exists())
+    results = wd / 'results'
+    # a symlinked results/ is listed as the link: never look (or delete) through it
+    listed = [results] if results.is_symlink() else list(results.glob('*.json'))
+    files = [*wd.glob('*.pth'), *wd.glob('backbone*.safetensors'), wd / LAST_CHECKPOINT, *listed]
+    return sorted(p for p in files if p.exists() or p.is_symlink())
 
 
 def _describe(identity: dict) -> str:
@@ -162,14 +176,25 @@ def _describe(identity: dict) -> str:
 
 
 def claim_work_dir(work_dir, identity: dict, *, resume: bool = False, overwrite: bool = False, rank: int = 0,
-                   log=print) -> None:
-    """Make sure ``work_dir`` holds no other run before training into it, then record ``identity`` (rank 0).
+                   log=print) -> 'WorkDirLock':
+    """Lock ``work_dir`` for this run (rank 0, :func:`lock_work_dir`), make sure it holds no other run, then
+    record ``identity`` (rank 0). Returns the lock (a context manager; release it when the run ends; ranks
+    other than 0 get one that holds nothing: all ranks of a run share its work dir).
 
     Another run's files are refused (:class:`WorkDirError`) unless ``resume`` (the run continues; differences
     are logged) or ``overwrite`` (its files are deleted first). Files without a ``run.json`` (older work dirs)
     count as another run. The same identity started again without ``--resume`` trains from scratch into its
     own work dir (logged)."""
-    wd = Path(work_dir)
+    lock = lock_work_dir(work_dir, log=log) if rank == 0 else WorkDirLock(None, {})
+    try:
+        _check_and_record(Path(work_dir), identity, resume=resume, overwrite=overwrite, rank=rank, log=log)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_and_record(wd: Path, identity: dict, *, resume: bool, overwrite: bool, rank: int, log) -> None:
     record_path = wd / IDENTITY_FILE
     files = run_files(wd)
     try:
@@ -208,13 +233,175 @@ def claim_work_dir(work_dir, identity: dict, *, resume: bool = False, overwrite:
 
 
 def _remove_run(wd: Path, files: list, old: Optional[dict]) -> None:
+    """Delete a run's files; a symlink is removed as a link (``unlink`` never follows one, ``rmtree`` is only
+    called on a real folder and does not descend into links), so nothing outside the work dir goes."""
     for p in files:
-        p.unlink(missing_ok=True)
-    shutil.rmtree(wd / 'results', ignore_errors=True)
-    if old and old.get('config'):  # the config mmengine dumped into the work dir
-        (wd / Path(old['config']).name).unlink(missing_ok=True)
+        if p.is_symlink() or not p.is_dir():
+            p.unlink(missing_ok=True)
+    results = wd / 'results'
+    if results.is_symlink():
+        results.unlink()
+    elif results.is_dir():
+        shutil.rmtree(results, ignore_errors=True)
+    if old and isinstance(old.get('config'), str):  # the config mmengine dumped into the work dir
+        dumped = wd / Path(old['config']).name
+        if dumped.name not in ('', '.', '..') and (dumped.is_symlink() or dumped.is_file()):
+            dumped.unlink(missing_ok=True)
     for stale in wd.glob('.*.part'):
         stale.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one run at a time
+# A lock file, not only flock/fcntl: the work dirs of multi-node runs live on network file systems where
+# flock is missing or local to one node, and a file can name its holder in the error. Hard-link creation is
+# atomic there (the classic NFS lock-file recipe), and the record is read back to confirm it.
+
+def _process_start(pid: int) -> Optional[str]:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``; ``None`` elsewhere): tells a pid
+    that was reused by another process from the lock's holder."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _slurm_incarnation() -> Optional[list]:
+    job = os.environ.get('SLURM_JOB_ID')
+    return [job, os.environ.get('SLURM_RESTART_COUNT', '0')] if job else None
+
+
+def _read_lock(path: Path) -> Optional[dict]:
+    """The holder recorded in a lock file; ``None``: no lock file; ``{}``: a file that is not a lock record."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _holder_gone(holder: dict) -> Optional[str]:
+    """Why the holder of a lock certainly no longer runs, or ``None`` (it runs, or that cannot be told from here:
+    another host, an unreadable record)."""
+    pid, mine = holder.get('pid'), _slurm_incarnation()
+    if mine and holder.get('slurm') and holder['slurm'][0] == mine[0] and holder['slurm'] != mine:
+        return f'Slurm job {mine[0]} was requeued (restart {holder["slurm"][1]} -> {mine[1]})'
+    if holder.get('host') != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f'no process {pid} runs on {holder["host"]}'
+    except PermissionError:  # another user's live process
+        pass
+    start = holder.get('start')
+    if start and _process_start(pid) not in (None, start):
+        return f'process {pid} on {holder["host"]} is another process now (the pid was reused)'
+    return None
+
+
+def _who(holder: dict) -> str:
+    if not holder:
+        return 'an unknown run (the lock file is not a lock record)'
+    return (f'pid {holder.get("pid")} on host {holder.get("host")}'
+            + (f', Slurm job {holder["slurm"][0]}' if holder.get('slurm') else '')
+            + f' (since {holder.get("since")}: {holder.get("command")})')
+
+
+def _create_lock(path: Path, record: dict) -> bool:
+    """Create ``path`` holding ``record`` unless it exists; ``True`` when this process now holds it."""
+    text = json.dumps(record, indent=1) + '\n'
+    tmp = path.with_name(f'.{path.name}.{record["host"]}.{record["pid"]}')
+    try:
+        tmp.write_text(text)
+        try:
+            os.link(tmp, path)  # atomic, complete content, fails if the lock exists
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links on this file system: exclusive create
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, 'w') as f:
+                f.write(text)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _read_lock(path) == record  # read back: a link that NFS reported lost may have been made
+
+
+@contextlib.contextmanager
+def _same_host_mutex(wd: Path):
+    """Processes of one host that find the same stale lock remove it one at a time (flock on the work dir; where
+    the file system has none, nothing: the lock's own creation stays exclusive)."""
+    try:
+        import fcntl
+        fd = os.open(wd, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+class WorkDirLock:
+    """The lock :func:`lock_work_dir` took (``path`` ``None``: holds nothing); a context manager that releases
+    it (the file is deleted only while it still names this process)."""
+
+    def __init__(self, path: Optional[Path], record: dict):
+        self.path, self.record = path, record
+
+    def release(self) -> None:
+        if self.path is not None and _read_lock(self.path) == self.record:
+            self.path.unlink(missing_ok=True)
+        self.path = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lock_work_dir(work_dir, log=print) -> WorkDirLock:
+    """Hold ``<work_dir>/run.lock`` for this run; :class:`WorkDirError` naming the holder when another run holds it.
+    A lock whose holder certainly no longer runs (:func:`_holder_gone`) is removed, and said so."""
+    wd = Path(work_dir)
+    wd.mkdir(parents=True, exist_ok=True)
+    path = wd / LOCK_FILE
+    me = dict(pid=os.getpid(), host=socket.gethostname(), start=_process_start(os.getpid()),
+              slurm=_slurm_incarnation(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
+              command=' '.join([os.path.basename(sys.executable), *sys.argv]), token=os.urandom(8).hex())
+    for _ in range(5):
+        if _create_lock(path, me):
+            return WorkDirLock(path, me)
+        holder = _read_lock(path)
+        if holder is None:  # released in between: try again
+            continue
+        gone = _holder_gone(holder) if holder else None
+        if gone is None:
+            elsewhere = holder.get('host') not in (None, socket.gethostname())
+            raise WorkDirError(
+                f'{wd} is in use by another run: {_who(holder)}. Two runs in one work dir overwrite each other\'s '
+                f'checkpoints and backbone file and write one log. Wait for that run to end or use another '
+                f'--work-dir. If it no longer runs'
+                + (' (it ran on another host, so this one cannot check its pid)' if elsewhere else '')
+                + f', delete {path} and start again.')
+        with _same_host_mutex(wd):
+            if _read_lock(path) == holder:
+                path.unlink(missing_ok=True)
+                log(f'mixseg: {path}: removed the stale lock of {_who(holder)}: {gone}')
+    raise WorkDirError(f'{wd}: could not take {path} (other runs keep taking it); start again')
 
 
 def dist_rank() -> int:

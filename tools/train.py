@@ -12,6 +12,7 @@ A work dir holding another run is refused (``--resume`` continues it, ``--overwr
 See mixseg.run_guard.
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 
@@ -105,13 +106,18 @@ def build_cfg(args):
 
 
 def main(argv=None):
+    with contextlib.ExitStack() as held:  # the work-dir lock (claim_run_work_dir) is released when the run ends
+        _main(argv, held)
+
+
+def _main(argv, held):
     args = parse_args(argv)
     cfg = build_cfg(args)
     try:
         check_data_roots(cfg, args.config, splits=('train', 'val'))
     except FileNotFoundError as e:
         raise SystemExit(f'error: {e}')
-    claim_run_work_dir(cfg, args)  # refuses a work dir that holds another run
+    held.enter_context(claim_run_work_dir(cfg, args))  # refuses a work dir in use or holding another run
     gpu.check_mmcv_ops(cfg, args.config)
     install_atomic_checkpoints()
     from mmengine.registry import RUNNERS
