@@ -679,3 +679,22 @@ def test_a_label_map_file_carrying_code_is_refused_and_runs_nothing(tmp_path):
     with zipfile.ZipFile(evil) as z:  # the file does carry the call: a plain unpickler runs it
         pickle.loads(z.read(next(n for n in z.namelist() if n.endswith('data.pkl'))))
     assert marker.exists()
+
+
+def test_demo_plan_remakes_the_maps_of_a_retrained_teacher_with_overwrite(tmp_path):
+    """make_label_maps refuses to add a new teacher's maps to an old teacher's: a stale maps step (its stamp
+    holds other arguments, or its teacher was retrained) passes --overwrite; a fresh or current one does not."""
+    from mixseg.reproduce.plan import make_plan
+
+    def maps_step():
+        steps = make_plan(['C'], methods=['tokenmix'], demo=True, launcher='none', work_root=tmp_path / 'w',
+                          data_root=tmp_path / 'data')
+        return next(s for s in steps if s.kind == 'maps')
+    step = maps_step()
+    assert '--overwrite' not in step.argv and not step.stale
+    step.stamp.parent.mkdir(parents=True)
+    step.stamp.write_text(json.dumps(step.key))
+    assert '--overwrite' not in maps_step().argv
+    step.stamp.write_text(json.dumps(dict(step.key, argv=['other', 'arguments'])))
+    stale = maps_step()
+    assert stale.stale and stale.argv[-1] == '--overwrite' and stale.key == step.key
