@@ -17,6 +17,8 @@ Every failure is an :class:`UnreadableImageError` naming the file. Written by ha
 """
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -63,7 +65,8 @@ def read_rgb(path) -> Image.Image:
         raise
     except Image.DecompressionBombError as e:
         raise UnreadableImageError(_bomb_message(path, e)) from e
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, KeyError, TypeError, IndexError,
+            struct.error) as e:  # the last four: malformed EXIF blocks
         raise UnreadableImageError(f'{path}: cannot read image ({type(e).__name__}: {e})') from e
 
 

@@ -381,3 +381,23 @@ def test_figure_reader_scales_16bit_grey_and_applies_exif(tmp_path):
     x = read_image(tmp_path / 'grey16.png', 32, crop_pct=1.0)
     assert x.shape == (3, 32, 32) and x.mean() < 0.6 and x.min() < 0.05   # Pillow's convert('RGB'): all 1.0
     np.testing.assert_allclose(x[0].numpy() * 255, (ramp >> 8).astype(np.float32), atol=1.01)
+
+
+def test_figure_tools_name_a_decompression_bomb(tmp_path, image_dir, monkeypatch):
+    """Pillow's DecompressionBombError is no OSError: it escaped the tools' handlers; now the tool stops naming
+    the file (images of the fixture: 40² = 1600 pixels, under the limit; the bomb 100² > 2 × 2000)."""
+    import shutil
+
+    from PIL import Image
+    images = tmp_path / 'val'
+    shutil.copytree(image_dir, images)
+    Image.new('RGB', (100, 100)).save(images / 'bee' / 'bee_huge.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 2000)
+    ckpt = _training_checkpoint(tmp_path / 'e.pth', _vit())
+    with pytest.raises(SystemExit, match=r'bee_huge\.png: refused as a possible decompression bomb'):
+        load_tool('occlusion_robustness').main(['--checkpoint', str(ckpt), '--images', str(images), '--out',
+                                                str(tmp_path / 'o'), '--no-progress', '--ratios', '0'])
+    bb = _backbone_file(tmp_path / 'vit.safetensors', _vit())
+    with pytest.raises(SystemExit, match=r'bee_huge\.png: refused as a possible decompression bomb'):
+        load_tool('visualize_attention').main(['--checkpoint', str(bb), '--images', str(images / 'bee'),
+                                               '--out', str(tmp_path / 'att'), '--num-images', '4'])
