@@ -16,7 +16,6 @@ import os.path as osp
 import warnings
 from typing import Callable, Optional, Sequence, Union
 
-import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
 from PIL import Image
