@@ -16,13 +16,14 @@ import os.path as osp
 import warnings
 from typing import Callable, Optional, Sequence, Union
 
-import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from timm.data import auto_augment as _timm_auto_augment
 from timm.data import create_transform
 from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
+
+from mixseg.image_io import UnreadableImageError, read_rgb, to_rgb  # noqa: F401  (re-exported: the one reader)
 
 from .registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 
@@ -45,27 +46,6 @@ _timm_posterize = _timm_auto_augment.posterize
 for _name, _op in list(_timm_auto_augment.NAME_TO_OP.items()):
     if _op is _timm_posterize:
         _timm_auto_augment.NAME_TO_OP[_name] = _posterize
-
-
-class UnreadableImageError(RuntimeError):
-    """An image file of the dataset that cannot be decoded; the message names the file."""
-
-
-def to_rgb(img: Image.Image, path: str) -> Image.Image:
-    """8-bit RGB of a decoded image; 16-bit grey (``I;16*``, or ``I`` from a PNG) is scaled by 1/256.
-
-    Pillow's ``convert('RGB')`` clips 16-bit values at 255, so a 16-bit grey PNG would come out nearly
-    all white (16-bit RGB(A) PNGs Pillow already reduces to 8 bits itself). 32-bit integer or float
-    images have no agreed 8-bit range: refused, naming the file.
-    """
-    if img.mode.startswith('I;16') or (img.mode == 'I' and img.format == 'PNG'):
-        arr = np.asarray(img).astype(np.uint32) >> 8
-        return Image.fromarray(arr.astype(np.uint8), 'L').convert('RGB')
-    if img.mode in ('I', 'F'):
-        raise UnreadableImageError(
-            f'{path}: {"32-bit integer" if img.mode == "I" else "floating-point"} image (Pillow mode '
-            f'{img.mode}) has no defined 8-bit range; convert it to 8-bit RGB')
-    return img.convert('RGB')
 
 
 @TRANSFORMS.register_module()
@@ -185,7 +165,8 @@ class ImageNetFolder(BaseDataset):
             split must have too (when that folder exists), so that labels agree between splits.
 
     The folder scan refuses an empty class folder and warns about sub-folders inside class folders
-    (:func:`scan_class_folders`); 16-bit images are scaled to 8 bits (:func:`to_rgb`).
+    (:func:`scan_class_folders`); images are read by :func:`mixseg.image_io.read_rgb` (EXIF orientation applied,
+    16-bit images scaled to 8 bits, decompression bombs refused naming the file).
     """
 
     def __init__(self, data_root: str, split: str = 'train', pipeline: Sequence[Union[dict, Callable]] = (),
@@ -231,11 +212,9 @@ class ImageNetFolder(BaseDataset):
 
     @staticmethod
     def load_image(path: str) -> Image.Image:
-        try:
-            with open(path, 'rb') as f:
-                return to_rgb(Image.open(f), path)  # forces decoding: truncated files fail here
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            raise UnreadableImageError(f'{path}: cannot read image ({type(e).__name__}: {e})') from e
+        """8-bit RGB, EXIF orientation applied, decoded now (:func:`mixseg.image_io.read_rgb`: 16-bit grey scaled,
+        decompression bombs refused); an unreadable file is an :class:`UnreadableImageError` naming it."""
+        return read_rgb(path)
 
     def prepare_data(self, idx: int) -> dict:
         info = self.get_data_info(idx)

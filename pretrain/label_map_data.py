@@ -155,7 +155,9 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
             (``tools/pack_label_maps.py``).
         check_maps: at start, check that every image has a map file and name the missing ones (one ``stat`` per
             image); otherwise a missing map is found when its image is drawn. Either way it is an error naming the
-            image.
+            image. Always checked at start: the maps were made for this dataset's classes (their settings record,
+            or their class folders) and their teacher's classes are the dataset's; then every map read has class
+            indices below ``num_classes`` and the shape of the others, or is an error naming the file.
         other arguments: as :class:`pretrain.data.ImageNetFolder`; the pipeline's ``TimmTransform`` (training)
             becomes :class:`TimmTransformWithCoords`.
     """
@@ -183,6 +185,10 @@ class ImageNetFolderWithLabelMaps(ImageNetFolder):
                 raise MissingLabelMapError(
                     f'{len(missing)} of {len(data_list)} images have no label map under {self.store.root}, e.g. '
                     f'{missing[0]} (expected {self.store.path(missing[0])}); first ones: {missing[:5]}')
+        # the maps' classes, class indices and shape must fit this dataset: checked here once, and every map read
+        # (in the workers, on the CPU) against len(classes) and that shape — nothing is read back from the device
+        first = next((d['img_path'] for d in data_list if self.store.has(d['img_path'])), None)
+        self.store.fit(self._metainfo['classes'], self.data_prefix['img_path'], first)
         return data_list
 
     def prepare_data(self, idx: int) -> dict:

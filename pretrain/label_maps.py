@@ -40,11 +40,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['LabelMapError', 'MissingLabelMapError', 'label_map_path', 'read_label_map', 'write_label_map',
-           'LabelMapFolder', 'LabelMapPack', 'open_label_maps', 'pack_label_maps', 'DenseTeacher', 'build_teacher',
-           'shard_of', 'list_images', 'generate_label_maps']
+           'read_record', 'LabelMapFolder', 'LabelMapPack', 'open_label_maps', 'pack_label_maps', 'DenseTeacher',
+           'build_teacher', 'teacher_fingerprint', 'shard_of', 'list_images', 'generate_label_maps']
 
 SUFFIX = '.pt'
 PACK_INDEX = 'label_maps_pack.json'  # written last: its presence marks a complete pack
+RECORD = 'label_maps.json'  # the teacher and settings of a folder of maps (generate_label_maps writes it first)
+RECORD_FORMAT = 'mixseg-label-maps-1'
 
 
 class LabelMapError(RuntimeError):
@@ -106,7 +108,78 @@ def write_label_map(path: str, scores: torch.Tensor, indices: torch.Tensor) -> N
     atomic_write(path, lambda tmp: torch.save(t, tmp))
 
 
-class LabelMapFolder:
+def read_record(root: str) -> Optional[dict]:
+    """The settings record ``<root>/label_maps.json`` of a folder of maps (teacher, settings, map shape, the class
+    folders the indices number), or ``None`` when there is none (e.g. the published NFNet-F6 maps)."""
+    path = osp.join(root, RECORD)
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (OSError, ValueError) as e:
+        raise LabelMapError(f'{path}: the settings record of these label maps cannot be read '
+                            f'({type(e).__name__}: {e}); remake the maps (tools/make_label_maps.py --overwrite)') from e
+    if not isinstance(rec, dict) or rec.get('format') != RECORD_FORMAT:
+        raise LabelMapError(f'{path}: not a label-map settings record (format {RECORD_FORMAT!r} expected)')
+    return rec
+
+
+def _names(names: Sequence[str], n: int = 5) -> str:
+    return ', '.join(map(str, list(names)[:n])) + (f', ... ({len(names)} in all)' if len(names) > n else '')
+
+
+class _Store:
+    """What both layouts share: the check that the maps fit a dataset (:meth:`fit`), done once at open."""
+    root: str
+    num_classes: Optional[int]
+    record: Optional[dict] = None
+    record_path: str = ''
+    shape: Optional[tuple] = None  # k×H×W every map must have
+    shape_from: str = ''
+
+    def class_folders(self) -> list[str]:
+        raise NotImplementedError
+
+    def fit(self, classes: Sequence[str], dataset: str, first_image: Optional[str] = None) -> None:
+        """Refuse maps whose class indices, class list or shape do not fit the dataset ``classes`` (label
+        order); from now on every map read is checked against ``len(classes)`` and one shape."""
+        classes, n = list(classes), len(classes)
+        rec, where = self.record, self.record_path
+        if rec is not None:
+            made, tc = rec.get('classes'), (rec.get('teacher') or {}).get('num_classes')
+            if made is not None and list(made) != classes:
+                raise LabelMapError(
+                    f'{where}: the maps were made for the {len(made)} class folders of {rec.get("image_root")} '
+                    f'({_names(made)}); the dataset {dataset} has {n} classes ({_names(classes)}): their class '
+                    f'indices number other classes. Make maps for this dataset (tools/make_label_maps.py)')
+            if tc is not None and tc != n:
+                raise LabelMapError(
+                    f'{where}: the teacher of these maps scores {tc} classes, the dataset {dataset} has {n}: the '
+                    f'maps\' class indices are not the dataset\'s labels. Use a teacher trained on these classes')
+        else:
+            # no record (e.g. published maps): their indices number the sorted class folders they were made for;
+            # folders the dataset lacks, or a label order that is not sorted, mean other classes (a folder the
+            # maps lack is a missing map, named by check_maps)
+            extra = sorted(set(self.class_folders()) - set(classes))
+            if extra or classes != sorted(classes):
+                what = (f'maps for class folders the dataset does not have ({_names(extra)})' if extra else
+                        f'labels in an order other than the sorted folder names ({_names(classes)})')
+                raise LabelMapError(
+                    f'{self.root}: holds {what}, while the dataset {dataset} has {n} classes: the maps\' class '
+                    f'indices number the sorted class folders they were made for, which are not the dataset\'s '
+                    f'labels. Make maps for this dataset (tools/make_label_maps.py)')
+        max_index = getattr(self, 'max_index', None)
+        if max_index is not None and max_index >= n:
+            raise LabelMapError(f'{where}: class index {max_index} outside the {n} classes of the dataset {dataset}')
+        self.num_classes = n
+        if self.shape is None and rec is not None and rec.get('map_shape'):
+            self.shape, self.shape_from = tuple(rec['map_shape'][1:]), where
+        if self.shape is None and first_image is not None:
+            self.shape, self.shape_from = tuple(self.load(first_image).shape[1:]), self.path(first_image)
+
+
+class LabelMapFolder(_Store):
     """A folder of label maps in the TokenLabeling layout (``label_map_path``)."""
 
     def __init__(self, root: str, num_classes: Optional[int] = None):
@@ -115,12 +188,22 @@ class LabelMapFolder:
                                        f'tools/make_label_maps.py)')
         self.root = root
         self.num_classes = num_classes
+        self.record, self.record_path = read_record(root), osp.join(root, RECORD)
+
+    def class_folders(self) -> list[str]:
+        return [e.name for e in os.scandir(self.root) if e.is_dir()]
 
     def path(self, img_path: str) -> str:
         return label_map_path(self.root, img_path)
 
     def load(self, img_path: str) -> torch.Tensor:
-        return read_label_map(self.path(img_path), img_path, self.num_classes)
+        path = self.path(img_path)
+        t = read_label_map(path, img_path, self.num_classes)
+        if self.shape is not None and tuple(t.shape[1:]) != self.shape:
+            raise LabelMapError(f'{path} (label map of {img_path}): shape {tuple(t.shape)}, but the maps of '
+                                f'{self.root} are {(2, *self.shape)} (from {self.shape_from}): maps of another '
+                                f'teacher or settings; remake it with the others\' (tools/make_label_maps.py)')
+        return t
 
     def has(self, img_path: str) -> bool:
         return osp.isfile(self.path(img_path))
@@ -134,9 +217,11 @@ def _key(img_path: str) -> str:
     return f'{osp.basename(osp.dirname(img_path))}/{osp.splitext(osp.basename(img_path))[0]}'
 
 
-class LabelMapPack:
+class LabelMapPack(_Store):
     """Label maps packed into memory-mapped arrays (:func:`pack_label_maps`); same ``load`` as
-    :class:`LabelMapFolder`. The arrays are opened lazily in each process (a data-loader worker maps them itself)."""
+    :class:`LabelMapFolder`. The arrays are opened lazily in each process (a data-loader worker maps them itself).
+    Each map read is checked on the CPU (class indices in range, scores finite): the index's ``max_index`` is
+    not trusted alone."""
 
     def __init__(self, root: str, num_classes: Optional[int] = None):
         index = osp.join(root, PACK_INDEX)
@@ -144,13 +229,23 @@ class LabelMapPack:
             with open(index) as f:
                 meta = json.load(f)
             self.keys = {k: i for i, k in enumerate(meta['keys'])}
-            self.shape = tuple(meta['shape'])
+            self.shape = tuple(int(v) for v in meta['shape'])
+            max_index = meta.get('max_index')
+            if max_index is not None and (isinstance(max_index, bool) or not isinstance(max_index, int)):
+                raise TypeError(f'max_index is {max_index!r}, not an integer')
+            record = meta.get('maps')
+            if record is not None and not isinstance(record, dict):
+                raise TypeError(f'maps is a {type(record).__name__}, not the settings record')
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise LabelMapError(f'{index}: not a label-map pack index ({type(e).__name__}: {e})') from e
-        self.root, self.num_classes, self.max_index = root, num_classes, meta.get('max_index')
+        self.root, self.num_classes, self.max_index = root, num_classes, max_index
+        self.record, self.record_path, self.shape_from = record, index, index
         if num_classes is not None and self.max_index is not None and self.max_index >= num_classes:
             raise LabelMapError(f'{index}: class index {self.max_index} outside the {num_classes} classes')
         self._arrays = None
+
+    def class_folders(self) -> list[str]:
+        return sorted({k.split('/', 1)[0] for k in self.keys})
 
     def __getstate__(self):
         return {**self.__dict__, '_arrays': None}
@@ -178,13 +273,21 @@ class LabelMapPack:
         return _key(img_path) in self.keys
 
     def load(self, img_path: str) -> torch.Tensor:
+        import numpy as np
         i = self.keys.get(_key(img_path))
         if i is None:
             raise MissingLabelMapError(f'no label map for image {img_path}: {_key(img_path)} is not in the pack '
                                        f'{self.root}')
         scores, indices = self._open()
-        return torch.stack([torch.from_numpy(scores[i].astype('float32')),
-                            torch.from_numpy(indices[i].astype('float32'))])
+        s, idx = np.asarray(scores[i], dtype=np.float32), np.asarray(indices[i])
+        lo, hi = int(idx.min()), int(idx.max())
+        where = f'{self.path(img_path)} (label map of {img_path})'
+        if lo < 0 or (self.num_classes is not None and hi >= self.num_classes):
+            raise LabelMapError(f'{where}: class index {lo if lo < 0 else hi} outside the {self.num_classes} '
+                                f'classes: the pack does not fit the dataset, or is corrupt')
+        if not np.isfinite(s).all():
+            raise LabelMapError(f'{where}: scores not finite: corrupt pack')
+        return torch.stack([torch.from_numpy(s), torch.from_numpy(idx.astype(np.float32))])
 
     def __repr__(self):
         return f'{type(self).__name__}({self.root!r}, {len(self.keys)} maps)'
@@ -200,9 +303,11 @@ def open_label_maps(root: str, num_classes: Optional[int] = None):
 def pack_label_maps(src: str, dst: str, num_classes: Optional[int] = None, progress: bool = True) -> dict:
     """Pack the TokenLabeling folder ``src`` (``<class>/<stem>.pt``) into ``dst`` (scores.npy, indices.npy, index).
 
-    Every file is read with :func:`read_label_map` (safe, checked); all maps must have one shape. The arrays are
-    written under temporary names and renamed, the index last, so an interrupted run leaves no pack that reads as
-    complete. Returns the index.
+    Every file is read with :func:`read_label_map` (safe, checked); all maps must have one shape. ``src``'s
+    settings record (teacher, settings, the class folders the indices number; ``label_maps.json``), when there is
+    one, gives ``num_classes`` and the shape the maps must have and goes into the index (``maps``), so training
+    checks the pack against its dataset as it checks the folder. The arrays are written under temporary names and
+    renamed, the index last, so an interrupted run leaves no pack that reads as complete. Returns the index.
     """
     import numpy as np
     from tqdm import tqdm
@@ -212,9 +317,15 @@ def pack_label_maps(src: str, dst: str, num_classes: Optional[int] = None, progr
                    for f in os.listdir(osp.join(src, c)) if f.endswith(SUFFIX))
     if not files:
         raise MissingLabelMapError(f'{src}: no label maps (<class>/<stem>{SUFFIX})')
+    record = read_record(src)  # made by generate_label_maps: checked against, and carried into the pack
+    if record is not None and num_classes is None:
+        num_classes = (record.get('teacher') or {}).get('num_classes')
     os.makedirs(dst, exist_ok=True)
     first = read_label_map(osp.join(src, files[0]), num_classes=num_classes)
     shape = tuple(first.shape[1:])
+    if record is not None and record.get('map_shape') and tuple(record['map_shape'][1:]) != shape:
+        raise LabelMapError(f'{osp.join(src, files[0])}: shape {tuple(first.shape)}, but {osp.join(src, RECORD)} '
+                            f'records {tuple(record["map_shape"])} for these maps: foreign maps in the folder')
     tmp = {n: osp.join(dst, f'.{n}.part') for n in ('scores.npy', 'indices.npy')}
     scores = np.lib.format.open_memmap(tmp['scores.npy'], mode='w+', dtype=np.float16, shape=(len(files), *shape))
     indices = np.lib.format.open_memmap(tmp['indices.npy'], mode='w+', dtype=np.int16, shape=(len(files), *shape))
@@ -241,7 +352,7 @@ def pack_label_maps(src: str, dst: str, num_classes: Optional[int] = None, progr
                 os.unlink(part)
         raise
     meta = dict(format='tokenlabeling-pack-1', keys=[osp.splitext(f)[0] for f in files], shape=list(shape),
-                max_index=max_index, source=osp.abspath(src))
+                max_index=max_index, source=osp.abspath(src), maps=record)
     atomic_write_text(osp.join(dst, PACK_INDEX), json.dumps(meta))
     return meta
 
@@ -399,35 +510,162 @@ def _collate(batch):
     return images, [i for _, i in good], bad
 
 
+def teacher_fingerprint(module: torch.nn.Module) -> str:
+    """sha256 of a module's state dict (names, dtypes, shapes, bytes): which teacher made a set of maps."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, v in module.state_dict().items():
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f'{name}|{t.dtype}|{tuple(v.shape)}|'.encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+_COMPARED = ('teacher.sha256', 'teacher.num_classes', 'settings', 'map_shape', 'classes')
+
+
+def _record_diff(old: dict, new: dict) -> list[str]:
+    """The compared entries (``_COMPARED``) in which two settings records differ, as 'key: old -> new'."""
+    def get(rec, key):
+        for part in key.split('.'):
+            rec = rec.get(part) if isinstance(rec, dict) else None
+        return rec
+    out = []
+    for key in _COMPARED:
+        a, b = get(old, key), json.loads(json.dumps(get(new, key)))
+        if key == 'settings' and isinstance(a, dict) and isinstance(b, dict):
+            out += [f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(f'{key}: {_names(a) if isinstance(a, list) and key == "classes" else a!r} -> '
+                       f'{_names(b) if isinstance(b, list) and key == "classes" else b!r}')
+    return out
+
+
+def _claim_out_root(out_root: str, record: dict, mine: Sequence[str], overwrite: bool) -> None:
+    """Write the settings record of this run, refusing to add maps to a folder made with other ones."""
+    from mixseg.checkpoint import atomic_write_text
+    path = osp.join(out_root, RECORD)
+    old = None if overwrite else read_record(out_root)
+    if old is not None:
+        diff = _record_diff(old, record)
+        if diff:
+            raise LabelMapError(
+                f'{path}: the maps in {out_root} were made with another teacher or settings ({"; ".join(diff)}); '
+                f'adding maps of this run would mix the two. Rerun with the recorded teacher and settings, write to '
+                f'another folder, or pass --overwrite (overwrite=True) to remake every map')
+        return
+    if not overwrite:
+        found = next((label_map_path(out_root, p) for p in mine if osp.isfile(label_map_path(out_root, p))), None)
+        if found is not None:
+            raise LabelMapError(
+                f'{out_root}: holds label maps (e.g. {found}) but no settings record ({RECORD}): which teacher and '
+                f'settings made them is unknown, so a resumed run could mix maps. Write to another folder, or pass '
+                f'--overwrite (overwrite=True) to remake every map')
+    os.makedirs(out_root, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
+class _Existing(torch.utils.data.Dataset):
+    """Checks the existing map of each image (a resumed run): '' = fine, 'broken: ...' = unreadable (0 bytes,
+    truncated; remade), 'foreign: ...' = a readable map that does not fit the record (refused)."""
+
+    def __init__(self, paths: Sequence[str], out_root: str, num_classes: int, shape: tuple):
+        self.paths, self.out_root, self.num_classes, self.shape = list(paths), out_root, num_classes, shape
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        path = label_map_path(self.out_root, self.paths[i])
+        try:
+            t = read_label_map(path, self.paths[i], self.num_classes)
+        except LabelMapError as e:
+            return i, ('broken: ' if e.__cause__ is not None or osp.getsize(path) == 0 else 'foreign: ') + str(e)
+        if tuple(t.shape) != self.shape:
+            return i, f'foreign: {path}: shape {tuple(t.shape)}, the settings record says {self.shape}'
+        return i, ''
+
+
+def _as_list(batch):
+    return batch
+
+
+def _check_existing(mine: Sequence[str], out_root: str, record: dict, num_workers: int) -> tuple[list, list]:
+    """(images still to do, broken maps to remake) of this shard; a map of other settings is an error."""
+    have = [p for p in mine if osp.isfile(label_map_path(out_root, p))]
+    if not have:
+        return list(mine), []
+    status = [''] * len(have)
+    loader = torch.utils.data.DataLoader(
+        _Existing(have, out_root, record['teacher']['num_classes'], tuple(record['map_shape'])), batch_size=64,
+        num_workers=num_workers, collate_fn=_as_list)
+    for batch in loader:
+        for i, msg in batch:
+            status[i] = msg
+    foreign = [m for m in status if m.startswith('foreign')]
+    if foreign:
+        raise LabelMapError(f'{len(foreign)} existing label map(s) in {out_root} do not fit its settings record '
+                            f'({RECORD}), e.g. {foreign[0][len("foreign: "):]}; remove them or pass --overwrite')
+    broken = [dict(image=p, error=m[len('broken: '):]) for p, m in zip(have, status) if m]
+    done = {p for p, m in zip(have, status) if not m}
+    return [p for p in mine if p not in done], broken
+
+
+def _probe(dense: torch.nn.Module, img_size: int, map_size: Optional[int], topk: int, device) -> tuple[int, list]:
+    """(teacher classes C, map shape [2, k, H, W]) from one forward pass on a blank image."""
+    with torch.no_grad():
+        out = dense(torch.zeros(1, 3, img_size, img_size, device=device))
+    if map_size is not None and tuple(out.shape[-2:]) != (map_size, map_size):
+        out = F.adaptive_avg_pool2d(out, map_size)
+    C = int(out.shape[1])
+    return C, [2, min(topk, C), int(out.shape[2]), int(out.shape[3])]
+
+
 def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str, img_size: int = 224,
                         topk: int = 5, map_size: Optional[int] = None, mean=(0.485, 0.456, 0.406),
                         std=(0.229, 0.224, 0.225), batch_size: int = 32, num_workers: int = 2,
                         device=None, rank: Optional[int] = None, world_size: Optional[int] = None,
-                        progress: bool = True, interpolation: str = 'bicubic', scores: str = 'probs') -> dict:
+                        progress: bool = True, interpolation: str = 'bicubic', scores: str = 'probs',
+                        teacher_name: Optional[str] = None, overwrite: bool = False) -> dict:
     """Write a label map for every image of ``image_root`` (``<class>/<image>``) under ``out_root``.
 
     ``teacher``: a classifier (wrapped in :class:`DenseTeacher`) or a module giving B×C×h×w scores. Each image is
     resized whole (no crop: the map must cover the image the training crop is cut from) to ``img_size``², the
     dense scores optionally average-pooled to ``map_size``², turned into per-location class probabilities
     (``scores='probs'``) or kept raw (``'logits'``), and the top ``topk`` classes kept. This rank takes
-    every ``world_size``-th image of the sorted list from ``rank`` on; images whose file exists are skipped
-    (resume). Returns the report (also written to ``out_root/report[_rank<r>].json``): counts and the unreadable
-    images with their errors.
+    every ``world_size``-th image of the sorted list from ``rank`` on.
+
+    Resume: ``out_root/label_maps.json`` records the teacher (``teacher_name``, the sha256 of its weights, its
+    classes), the settings, the map shape and the class folders of ``image_root`` before any map is written; a
+    later run with another teacher or settings is refused (``overwrite=True`` remakes every map of the shard
+    instead), and every existing map of the shard is read back: unreadable ones (0 bytes, truncated) are remade and
+    listed, ones of another shape are refused. Returns the report (also written to
+    ``out_root/report[_rank<r>].json``): counts, the settings record and the unreadable images with their errors.
     """
     from torchvision import transforms as T
     from tqdm import tqdm
 
     from mixseg.checkpoint import atomic_write_text
+    from pretrain.data import find_classes
     if scores not in ('probs', 'logits'):
         raise ValueError(f"scores must be 'probs' or 'logits', got {scores!r}")
     if rank is None or world_size is None:
         rank, world_size = shard_of()
     device = local_device() if device is None else torch.device(device)
     dense = teacher if not hasattr(teacher, 'get_classifier') else DenseTeacher(teacher)
+    fingerprint = teacher_fingerprint(dense)
     dense = dense.to(device).eval()
     paths = list_images(image_root)
     mine = paths[rank::world_size]
-    todo = [p for p in mine if not osp.isfile(label_map_path(out_root, p))]
+    num_classes, map_shape = _probe(dense, img_size, map_size, topk, device)
+    record = dict(format=RECORD_FORMAT,
+                  teacher=dict(name=teacher_name or type(teacher).__name__, sha256=fingerprint,
+                               num_classes=num_classes),
+                  settings=dict(img_size=img_size, topk=topk, map_size=map_size, scores=scores,
+                                interpolation=interpolation, mean=list(mean), std=list(std)),
+                  map_shape=map_shape, classes=find_classes(image_root), image_root=osp.abspath(image_root))
+    _claim_out_root(out_root, record, mine, overwrite)
+    todo, broken = (list(mine), []) if overwrite else _check_existing(mine, out_root, record, num_workers)
     interp = {'bicubic': T.InterpolationMode.BICUBIC, 'bilinear': T.InterpolationMode.BILINEAR}[interpolation]
     transform = T.Compose([T.Resize((img_size, img_size), interpolation=interp), T.ToTensor(), T.Normalize(mean, std)])
     loader = torch.utils.data.DataLoader(_Images(todo, transform), batch_size=batch_size, num_workers=num_workers,
@@ -453,8 +691,9 @@ def generate_label_maps(teacher: torch.nn.Module, image_root: str, out_root: str
     bar.close()
     report = dict(image_root=osp.abspath(image_root), out_root=osp.abspath(out_root), rank=rank,
                   world_size=world_size, images_in_shard=len(mine), skipped_existing=len(mine) - len(todo),
-                  written=written, unreadable=unreadable, img_size=img_size, topk=topk, scores=scores,
-                  seconds=round(time.perf_counter() - t0, 1))
+                  written=written, remade_broken=broken, unreadable=unreadable, img_size=img_size, topk=topk,
+                  scores=scores, teacher=record['teacher'], settings=record['settings'], map_shape=map_shape,
+                  overwrite=overwrite, seconds=round(time.perf_counter() - t0, 1))
     name = 'report.json' if world_size == 1 else f'report_rank{rank}.json'
     atomic_write_text(osp.join(out_root, name), json.dumps(report, indent=1))
     return report

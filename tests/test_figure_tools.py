@@ -347,3 +347,57 @@ def test_pkg_resources_warning_is_silenced(repo_root):
     if 'pkg_resources is deprecated' not in run(''):
         pytest.skip('this mmengine/setuptools pair prints no pkg_resources warning')
     assert 'pkg_resources' not in run('import mixseg; ')
+
+
+def test_occlusion_checks_class_folder_names_against_the_checkpoint(tmp_path, image_dir):
+    """Same count, other names (or order): refused by name when the checkpoint records its training classes
+    (mmengine stores the training dataset's metainfo as meta.dataset_meta), as the training data checks splits."""
+    import shutil
+    tool = load_tool('occlusion_robustness')
+    model = _vit()
+    ckpt = _training_checkpoint(tmp_path / 'e.pth', model)
+    obj = torch.load(ckpt, weights_only=True)
+    obj['meta']['dataset_meta'] = dict(classes=('ant', 'bee', 'cow'))
+    torch.save(obj, ckpt)
+    with pytest.raises(SystemExit, match=r"e\.pth: the model was trained with other classes .*only in the model: "
+                                         r"\['cow'\]; only in .*: \['cat'\]"):
+        tool.main(['--checkpoint', str(ckpt), '--images', str(image_dir), '--out', str(tmp_path / 'o')])
+    assert not (tmp_path / 'o').exists()
+    renamed = tmp_path / 'renamed'
+    for c in ('ant', 'bee', 'cat'):
+        shutil.copytree(image_dir / c, renamed / {'cat': 'cow'}.get(c, c))
+    json_path, _ = tool.main(['--checkpoint', str(ckpt), '--images', str(renamed), '--out', str(tmp_path / 'ok'),
+                              '--no-progress', '--ratios', '0'])
+    assert json.loads(json_path.read_text())['num_classes'] == 3
+
+
+def test_figure_reader_scales_16bit_grey_and_applies_exif(tmp_path):
+    """The figures read images as training does (mixseg.image_io.read_rgb): a 16-bit grey PNG is not white."""
+    from PIL import Image
+
+    from mixseg.viz.models import read_image
+    ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)   # 0..65472
+    Image.fromarray(ramp).save(tmp_path / 'grey16.png')
+    x = read_image(tmp_path / 'grey16.png', 32, crop_pct=1.0)
+    assert x.shape == (3, 32, 32) and x.mean() < 0.6 and x.min() < 0.05   # Pillow's convert('RGB'): all 1.0
+    np.testing.assert_allclose(x[0].numpy() * 255, (ramp >> 8).astype(np.float32), atol=1.01)
+
+
+def test_figure_tools_name_a_decompression_bomb(tmp_path, image_dir, monkeypatch):
+    """Pillow's DecompressionBombError is no OSError: it escaped the tools' handlers; now the tool stops naming
+    the file (images of the fixture: 40² = 1600 pixels, under the limit; the bomb 100² > 2 × 2000)."""
+    import shutil
+
+    from PIL import Image
+    images = tmp_path / 'val'
+    shutil.copytree(image_dir, images)
+    Image.new('RGB', (100, 100)).save(images / 'bee' / 'bee_huge.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 2000)
+    ckpt = _training_checkpoint(tmp_path / 'e.pth', _vit())
+    with pytest.raises(SystemExit, match=r'bee_huge\.png: refused as a possible decompression bomb'):
+        load_tool('occlusion_robustness').main(['--checkpoint', str(ckpt), '--images', str(images), '--out',
+                                                str(tmp_path / 'o'), '--no-progress', '--ratios', '0'])
+    bb = _backbone_file(tmp_path / 'vit.safetensors', _vit())
+    with pytest.raises(SystemExit, match=r'bee_huge\.png: refused as a possible decompression bomb'):
+        load_tool('visualize_attention').main(['--checkpoint', str(bb), '--images', str(images / 'bee'),
+                                               '--out', str(tmp_path / 'att'), '--num-images', '4'])

@@ -150,8 +150,10 @@ def test_pvt_grid_and_device_of_the_lookup():
 
 # --- format: generator ↔ reader, errors ---------------------------------------------------------------------------
 
-def tiny_vit(num_classes=4):
+def tiny_vit(num_classes=4, seed=0):
+    """The same teacher on every call (a resumed run with another teacher is refused)."""
     import timm
+    torch.manual_seed(seed)
     return timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=num_classes, img_size=32,
                              patch_size=8, embed_dim=32, depth=1, num_heads=2).eval()
 
@@ -428,9 +430,9 @@ def test_demo_plan_makes_label_maps_with_the_baseline_before_tokenmix(tmp_path):
 def test_pack_holds_the_same_maps_and_the_dataset_reads_it(tmp_path):
     from pretrain.label_maps import LabelMapFolder, LabelMapPack, open_label_maps, pack_label_maps
     images = make_tree(tmp_path / 'train')
-    generate_label_maps(tiny_vit(), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0, device='cpu',
-                        rank=0, world_size=1, progress=False)
-    meta = pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack'), num_classes=4, progress=False)
+    generate_label_maps(tiny_vit(num_classes=2), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0,
+                        device='cpu', rank=0, world_size=1, progress=False)
+    meta = pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack'), num_classes=2, progress=False)
     assert len(meta['keys']) == 6 and sorted(p.name for p in (tmp_path / 'pack').iterdir()) == [
         'indices.npy', 'label_maps_pack.json', 'scores.npy']
     folder, pack = open_label_maps(str(tmp_path / 'maps')), open_label_maps(str(tmp_path / 'pack'))
@@ -462,6 +464,8 @@ def _killed_run(images, out, n):
     real, count = checkpoint.atomic_write, [0]
 
     def dying(path, write):
+        if not str(path).endswith('.pt'):  # the settings record
+            return real(path, write)
         if count[0] == n:  # the temporary file is half written when the kill comes
             def half(tmp):
                 with open(tmp, 'wb') as f:
@@ -493,3 +497,204 @@ def test_generator_resumes_after_sigkill(tmp_path):
     assert rep['skipped_existing'] == 5 and rep['written'] == 3
     assert all(f.stat().st_mtime_ns == t for f, t in stamps.items())
     assert len(list(out.rglob('*.pt'))) == 8
+
+
+# --- trust: maps must fit the dataset, resume must not mix teachers (issue 20 items 3, 4, 12; issue 22 item 7) ----
+
+PIPE = [dict(type='TimmTransform', input_size=32, is_training=True, re_prob=0.)]
+
+
+def _maps_dataset(root, maps, **kw):
+    from pretrain.label_map_data import ImageNetFolderWithLabelMaps
+    return ImageNetFolderWithLabelMaps(data_root=str(root), split='train', label_map_root=str(maps), pipeline=PIPE,
+                                       **kw)
+
+
+def _published_style_maps(images, out, bad_image=None, bad_index=2):
+    """Maps without a settings record (as the published ones): class index = the image's folder label, except
+    ``bad_image``, whose second channel holds ``bad_index``."""
+    for c, folder in enumerate(sorted(p.name for p in images.iterdir())):
+        for img in sorted((images / folder).iterdir()):
+            idx = torch.stack([torch.full((4, 4), c), torch.full((4, 4), 1 - c)])
+            if img.name == bad_image and folder == 'class1':
+                idx[1, 0, 0] = bad_index
+            write_label_map(label_map_path(str(out), str(img)), torch.rand(2, 4, 4), idx)
+
+
+def test_class_index_equal_to_num_classes_is_refused_file_and_pack(tmp_path):
+    """Training opens the maps with the dataset's num_classes: index 2 of 2 classes is named, from a file and
+    from a pack (whose max_index in the JSON is not trusted alone)."""
+    from pretrain.label_maps import PACK_INDEX, pack_label_maps
+    images = make_tree(tmp_path / 'train')
+    _published_style_maps(images, tmp_path / 'maps', bad_image='img_1.png')
+    ds = _maps_dataset(tmp_path, tmp_path / 'maps')
+    ds[0]
+    bad = next(i for i in range(len(ds)) if ds.get_data_info(i)['img_path'].endswith('class1/img_1.png'))
+    with pytest.raises(LabelMapError, match=r'class1/img_1\.pt.*class index 2 outside the 2 classes'):
+        ds[bad]
+    pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack'), progress=False)
+    with pytest.raises(LabelMapError, match=rf'{PACK_INDEX}: class index 2 outside the 2 classes'):
+        _maps_dataset(tmp_path, tmp_path / 'pack')
+    index = tmp_path / 'pack' / PACK_INDEX
+    meta = json.loads(index.read_text())
+    index.write_text(json.dumps(dict(meta, max_index=1)))  # an index that lies
+    ds = _maps_dataset(tmp_path, tmp_path / 'pack')
+    ds[0]
+    with pytest.raises(LabelMapError, match=r'pack::class1/img_1 \(label map of .*img_1\.png\): class index 2 '
+                                            r'outside the 2 classes'):
+        ds[bad]
+
+
+def test_maps_of_a_teacher_with_other_classes_are_refused_at_open(tmp_path):
+    """A 4-class teacher's maps on a 2-class dataset (TokenMix weights from foreign classes, rc 0 before), maps
+    made for other class folders, and a pack of them: refused at open, naming the record / pack."""
+    from pretrain.label_maps import RECORD, pack_label_maps
+    images = make_tree(tmp_path / 'train')
+    generate_label_maps(tiny_vit(num_classes=4), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0,
+                        device='cpu', rank=0, world_size=1, progress=False)
+    with pytest.raises(LabelMapError, match=rf'maps/{RECORD}: the teacher of these maps scores 4 classes, the '
+                                            r'dataset .*train has 2'):
+        _maps_dataset(tmp_path, tmp_path / 'maps')
+    pack_label_maps(str(tmp_path / 'maps'), str(tmp_path / 'pack'), progress=False)
+    with pytest.raises(LabelMapError, match=r'pack/label_maps_pack\.json: the teacher of these maps scores 4'):
+        _maps_dataset(tmp_path, tmp_path / 'pack')
+    # maps made for other class folders (same count): the record names them
+    generate_label_maps(tiny_vit(num_classes=2), str(images), str(tmp_path / 'maps2'), img_size=32, num_workers=0,
+                        device='cpu', rank=0, world_size=1, progress=False)
+    other = tmp_path / 'other'
+    (other / 'train').mkdir(parents=True)
+    for old, new in (('class0', 'class0'), ('class1', 'zebra')):
+        os.symlink(images / old, other / 'train' / new)
+    with pytest.raises(LabelMapError, match=r'made for the 2 class folders of .*train \(class0, class1\); the '
+                                            r'dataset .*other/train has 2 classes \(class0, zebra\)'):
+        _maps_dataset(other, tmp_path / 'maps2', check_maps=False)
+    # without a record (published maps): class folders the dataset lacks are refused
+    os.unlink(tmp_path / 'maps2' / RECORD)
+    with pytest.raises(LabelMapError, match=r"maps2: holds maps for class folders the dataset does not have "
+                                            r"\(class1\)"):
+        _maps_dataset(other, tmp_path / 'maps2', check_maps=False)
+    assert len(_maps_dataset(tmp_path, tmp_path / 'maps2')) == 6  # the data they were made for
+
+
+def test_maps_of_different_shapes_are_named_before_they_meet_in_a_batch(tmp_path):
+    images = make_tree(tmp_path / 'train')
+    _published_style_maps(images, tmp_path / 'maps')
+    odd = label_map_path(str(tmp_path / 'maps'), str(images / 'class1/img_2.png'))
+    write_label_map(odd, torch.rand(2, 7, 7), torch.zeros(2, 7, 7, dtype=torch.long))
+    ds = _maps_dataset(tmp_path, tmp_path / 'maps')
+    with pytest.raises(LabelMapError, match=r'class1/img_2\.pt \(label map of .*img_2\.png\): shape \(2, 2, 7, 7\), '
+                                            r'but the maps of .*maps are \(2, 2, 4, 4\)'):
+        torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+
+
+def _gen(images, out, teacher=None, **kw):
+    args = dict(img_size=32, topk=3, num_workers=0, device='cpu', rank=0, world_size=1, progress=False)
+    return generate_label_maps(teacher or tiny_vit(), str(images), str(out), **{**args, **kw})
+
+
+def test_resume_with_another_teacher_or_settings_is_refused(tmp_path):
+    from pretrain.label_maps import RECORD
+    images = make_tree(tmp_path / 'train')
+    out = tmp_path / 'maps'
+    first = _gen(images, out)
+    rec = json.loads((out / RECORD).read_text())
+    assert rec['settings']['topk'] == 3 and rec['map_shape'] == [2, 3, 4, 4] and rec['teacher']['num_classes'] == 4
+    assert rec['classes'] == ['class0', 'class1'] and first['settings'] == rec['settings']
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob('*.pt')}
+    for kw, what in ((dict(teacher=tiny_vit(seed=1)), 'teacher.sha256'), (dict(topk=2), 'topk: 3 -> 2'),
+                     (dict(map_size=2), 'map_size: None -> 2'), (dict(scores='logits'), "scores: 'probs' -> 'logits'"),
+                     (dict(interpolation='bilinear'), "interpolation: 'bicubic' -> 'bilinear'")):
+        with pytest.raises(LabelMapError, match=rf'{RECORD}: the maps in .* were made with another teacher or '
+                                                rf'settings \(.*{what}.*--overwrite'):
+            _gen(images, out, **kw)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob('*.pt')} == stamps and \
+        json.loads((out / RECORD).read_text()) == rec  # nothing touched
+    assert _gen(images, out)['skipped_existing'] == 6  # the same teacher and settings resume
+    rep = _gen(images, out, topk=2, overwrite=True)  # --overwrite remakes every map with the new settings
+    assert rep['written'] == 6 and rep['settings']['topk'] == 2
+    assert all(read_label_map(str(p)).shape == (2, 2, 4, 4) for p in out.rglob('*.pt'))
+    assert json.loads((out / RECORD).read_text())['map_shape'] == [2, 2, 4, 4]
+    # maps without a record (another tool, an older version): unknown settings, refused
+    os.unlink(out / RECORD)
+    with pytest.raises(LabelMapError, match=r'holds label maps .* but no settings record'):
+        _gen(images, out, topk=2)
+    from tools.make_label_maps import main
+    with pytest.raises(SystemExit, match=r'make_label_maps: .*no settings record'):
+        main([str(images), str(out), '--model', 'vit_tiny_patch16_224', '--random-init', '--num-classes', '4',
+              '--img-size', '32', '--model-kwargs', '{"patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2}',
+              '--workers', '0', '--no-progress', '--device', 'cpu'])
+
+
+def test_resume_reads_existing_maps_back_and_remakes_broken_ones(tmp_path):
+    images = make_tree(tmp_path / 'train')
+    out = tmp_path / 'maps'
+    _gen(images, out)
+    empty, half = out / 'class0/img_1.pt', out / 'class1/img_0.pt'
+    good = read_label_map(str(empty))
+    empty.write_bytes(b'')
+    half.write_bytes(half.read_bytes()[:100])
+    rep = _gen(images, out)
+    assert rep['written'] == 2 and rep['skipped_existing'] == 4
+    assert sorted(b['image'] for b in rep['remade_broken']) == [str(images / 'class0/img_1.png'),
+                                                                 str(images / 'class1/img_0.png')]
+    assert torch.equal(read_label_map(str(empty)), good)
+    # a readable map of another shape in the folder: refused, named
+    write_label_map(str(out / 'class1/img_2.pt'), torch.rand(3, 7, 7), torch.zeros(3, 7, 7, dtype=torch.long))
+    with pytest.raises(LabelMapError, match=r'class1/img_2\.pt: shape \(2, 3, 7, 7\), the settings record says '
+                                            r'\(2, 3, 4, 4\)'):
+        _gen(images, out)
+
+
+def test_a_decompression_bomb_is_listed_as_unreadable(tmp_path, monkeypatch):
+    images = make_tree(tmp_path / 'train')
+    Image.new('RGB', (64, 64)).save(images / 'class0/huge.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1500)  # 64² > 2 × 1500: Pillow's DecompressionBombError
+    rep = _gen(images, tmp_path / 'maps')
+    assert rep['written'] == 6 and [u['image'] for u in rep['unreadable']] == [str(images / 'class0/huge.png')]
+    assert 'decompression bomb' in rep['unreadable'][0]['error']
+
+
+def test_a_label_map_file_carrying_code_is_refused_and_runs_nothing(tmp_path):
+    """The reader itself (folder maps, as training opens them): a crafted pickle whose loading would create a
+    file is refused, naming the map, and the file is never created."""
+    marker = tmp_path / 'pwned'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    images = make_tree(tmp_path / 'train')
+    _published_style_maps(images, tmp_path / 'maps')
+    evil = label_map_path(str(tmp_path / 'maps'), str(images / 'class0/img_2.png'))
+    torch.save(Evil(), evil)
+    ds = _maps_dataset(tmp_path, tmp_path / 'maps')
+    i = next(i for i in range(len(ds)) if ds.get_data_info(i)['img_path'].endswith('class0/img_2.png'))
+    with pytest.raises(LabelMapError, match=r'class0/img_2\.pt \(label map of .*img_2\.png\): cannot be read safely'):
+        ds[i]
+    with pytest.raises(LabelMapError, match=r'img_2\.pt'):
+        read_label_map(evil)
+    assert not marker.exists()
+    import pickle
+    import zipfile
+    with zipfile.ZipFile(evil) as z:  # the file does carry the call: a plain unpickler runs it
+        pickle.loads(z.read(next(n for n in z.namelist() if n.endswith('data.pkl'))))
+    assert marker.exists()
+
+
+def test_demo_plan_remakes_the_maps_of_a_retrained_teacher_with_overwrite(tmp_path):
+    """make_label_maps refuses to add a new teacher's maps to an old teacher's: a stale maps step (its stamp
+    holds other arguments, or its teacher was retrained) passes --overwrite; a fresh or current one does not."""
+    from mixseg.reproduce.plan import make_plan
+
+    def maps_step():
+        steps = make_plan(['C'], methods=['tokenmix'], demo=True, launcher='none', work_root=tmp_path / 'w',
+                          data_root=tmp_path / 'data')
+        return next(s for s in steps if s.kind == 'maps')
+    step = maps_step()
+    assert '--overwrite' not in step.argv and not step.stale
+    step.stamp.parent.mkdir(parents=True)
+    step.stamp.write_text(json.dumps(step.key))
+    assert '--overwrite' not in maps_step().argv
+    step.stamp.write_text(json.dumps(dict(step.key, argv=['other', 'arguments'])))
+    stale = maps_step()
+    assert stale.stale and stale.argv[-1] == '--overwrite' and stale.key == step.key

@@ -10,7 +10,9 @@ IMAGES is ``<class>/<image>`` (e.g. data/imagenet/train); OUT receives ``<class>
 top-k scores and class indices, the TokenLabeling format; pretrain/label_maps.py). A CNN teacher gives the class
 activation map of every class (its classifier at every location), a ViT/PVT its head on every patch token, on the
 whole image resized to the teacher's input size. Rerunning resumes: finished files are kept (each is written
-atomically). Unreadable images are listed in OUT/report*.json and make the exit status 2.
+atomically; each is read back, and an unreadable one is remade). OUT/label_maps.json records the teacher (sha256 of
+its weights) and the settings: resuming with another teacher, --topk, --map-size, --scores or --img-size is refused
+(--overwrite remakes every map instead). Unreadable images are listed in OUT/report*.json and make the exit status 2.
 """
 import argparse
 import json
@@ -42,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument('--device', default=None, help='default: cuda:LOCAL_RANK when a GPU is there, else cpu')
     p.add_argument('--threads', type=int, default=None, help='torch threads (CPU)')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='remake every map of OUT (default: resume, refused when OUT was made with another teacher '
+                        'or settings)')
     p.add_argument('--random-init', action='store_true', help='no checkpoint: random teacher (smoke tests only)')
     return p.parse_args(argv)
 
@@ -50,7 +55,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from pretrain.label_maps import build_teacher, generate_label_maps
+    from pretrain.label_maps import LabelMapError, build_teacher, generate_label_maps
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -59,12 +64,20 @@ def main(argv=None) -> int:
                                      img_size=args.img_size, random_init=args.random_init)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         raise SystemExit(f'make_label_maps: {e}')
-    report = generate_label_maps(teacher, args.images, args.out, img_size=inp['img_size'], topk=args.topk,
-                                 map_size=args.map_size, mean=inp['mean'], std=inp['std'],
-                                 batch_size=args.batch_size, num_workers=args.workers, device=args.device,
-                                 progress=not args.no_progress, scores=args.scores)
+    name = ' '.join(f'{k}={v}' for k, v in (('model', args.model), ('config', args.config),
+                                             ('checkpoint', args.checkpoint), ('model_kwargs', args.model_kwargs),
+                                             ('random_init', args.random_init or None)) if v is not None)
+    try:
+        report = generate_label_maps(teacher, args.images, args.out, img_size=inp['img_size'], topk=args.topk,
+                                     map_size=args.map_size, mean=inp['mean'], std=inp['std'],
+                                     batch_size=args.batch_size, num_workers=args.workers, device=args.device,
+                                     progress=not args.no_progress, scores=args.scores, teacher_name=name,
+                                     overwrite=args.overwrite)
+    except (LabelMapError, FileNotFoundError) as e:
+        raise SystemExit(f'make_label_maps: {e}')
     print(f"rank {report['rank']}/{report['world_size']}: {report['written']} written, "
-          f"{report['skipped_existing']} already there, {len(report['unreadable'])} unreadable "
+          f"{report['skipped_existing']} already there, {len(report['remade_broken'])} broken ones remade, "
+          f"{len(report['unreadable'])} unreadable "
           f"({report['seconds']} s) -> {args.out}")
     if report['unreadable']:
         for u in report['unreadable']:

@@ -12,7 +12,9 @@ Writes <out>/occlusion.json (the numbers) and <out>/occlusion.png. Dropping need
 checkpoints (<work_dir>/epoch_N.pth) or official timm/DeiT/PVT .pth files with their head (and --arch). A backbone
 file (.safetensors) holds no head and is refused with that reason. A dropped patch is one cell of the model's token
 grid (ViT: its patch; PVT v1: 32 px, its stage-4 grid; --patch to use one size for all) set to the mean colour;
-the cells are drawn from (seed, ratio, image index), the same for every model.
+the cells are drawn from (seed, ratio, image index), the same for every model. Labels are the positions of the
+sorted class folders: their names must be the classes a training checkpoint records (mmengine's dataset_meta),
+their count the head's; images are read as training reads them (EXIF orientation, 16-bit grey).
 """
 import argparse
 import sys

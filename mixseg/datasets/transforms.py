@@ -6,6 +6,9 @@ import os
 import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmcv.transforms.builder import TRANSFORMS
+from PIL import Image
+
+from ..image_io import refuse_decompression_bomb
 
 _JPEG_SOI = b'\xff\xd8\xff'
 _JPEG_EOI = b'\xff\xd9'
@@ -59,6 +62,10 @@ def _describe_content(path: str) -> str:
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that refuses truncated/corrupt local images with the file's name.
 
+    Decompression bombs are refused as stage 1 refuses them (:mod:`mixseg.image_io`: over Pillow's limit, checked
+    on the header before OpenCV allocates the image; Pillow's ``DecompressionBombError`` is no ``OSError``), and
+    EXIF orientation is applied by mmcv's decoders, as stage 1 applies it.
+
     ``on_error='raise'`` (default) stops with the error; ``'skip'`` logs a warning and returns ``None``,
     which mmengine's datasets answer by drawing another sample.
     """
@@ -74,11 +81,14 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         try:
             if '://' not in str(path):
                 check_image_file(path)
+                refuse_decompression_bomb(path)
             try:
                 return super().transform(results)
             except AssertionError as e:  # mmcv: 'failed to load image: <path>'
                 what = _describe_content(path) if '://' not in str(path) else e
                 raise ValueError(f'{path}: not a decodable image ({what})') from e
+            except Image.DecompressionBombError as e:  # imdecode_backend='pillow' (remote files included)
+                raise ValueError(f'{path}: refused as a possible decompression bomb ({e})') from e
         except (ValueError, OSError) as e:
             if self.on_error == 'raise':
                 raise

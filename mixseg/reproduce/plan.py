@@ -286,10 +286,12 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         argv = [rel(data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
                 '--checkpoint', rel(ckpt), '--workers', '0', '--no-progress', '--device', 'cpu']
         deps = [d for d in (data_step, t_idx) if d is not None]
+        st = stamped(out / 'maps.argv.json', argv, deps)
+        if st['stale']:  # a retrained teacher: its maps replace the old ones (make_label_maps refuses to mix them)
+            argv.append('--overwrite')
         i = add(Step('maps', f'label-maps_{DEMO_VIT.name}_baseline', f'label maps ({DEMO_VIT.name} baseline as '
                      f'teacher)', [out / 'report.json'], deps=deps, script='make_label_maps', argv=argv,
-                     command=['python', 'tools/make_label_maps.py', *argv],
-                     **stamped(out / 'maps.argv.json', argv, deps)))
+                     command=['python', 'tools/make_label_maps.py', *argv], **st))
         label_maps['maps'] = (i, out)
         return label_maps['maps']
     pretrain_final: dict = {}   # (model, method) -> its final training checkpoint

@@ -68,6 +68,16 @@ class LoadedModel:
         return ' '.join(parts)
 
     @property
+    def classes(self) -> Optional[tuple]:
+        """The class names (label order) the model was trained with, when the file records them: a training
+        checkpoint's ``meta.dataset_meta.classes`` (mmengine stores the training dataset's metainfo), a backbone
+        file's ``classes``; ``None`` for files without them (official timm/DeiT/PVT weights)."""
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        ds = meta.get('dataset_meta') if isinstance(meta.get('dataset_meta'), dict) else {}
+        classes = ds.get('classes', meta.get('classes'))
+        return tuple(str(c) for c in classes) if isinstance(classes, (list, tuple)) and classes else None
+
+    @property
     def mean_std(self):
         return tuple(self.mean), tuple(self.std)
 
@@ -254,14 +264,10 @@ def eval_transform(img_size, crop_pct: float = 0.875):
 
 
 def read_image(path, img_size, crop_pct: float = 0.875) -> torch.Tensor:
-    """3×H×W in [0, 1]; a broken file is an error naming it."""
-    from PIL import Image
-    try:
-        with Image.open(path) as img:
-            img = img.convert('RGB')
-    except OSError as e:
-        raise OSError(f'{path}: cannot read the image ({e})') from e
-    return eval_transform(img_size, crop_pct)(img)
+    """3×H×W in [0, 1], read as training reads it (:func:`mixseg.image_io.read_rgb`: EXIF orientation applied,
+    16-bit grey scaled to 8 bits, decompression bombs refused); a broken file is an error naming it."""
+    from ..image_io import read_rgb
+    return eval_transform(img_size, crop_pct)(read_rgb(path))
 
 
 def normalize(images: torch.Tensor, loaded: LoadedModel) -> torch.Tensor:

@@ -20,7 +20,7 @@ from .models import LoadedModel, describe, eval_transform, list_images, normaliz
 
 RATIOS = tuple(round(0.1 * i, 1) for i in range(10))   # 0 .. 0.9
 
-__all__ = ['RATIOS', 'drop_masks', 'occlude', 'evaluate', 'plot_occlusion', 'occlusion_robustness']
+__all__ = ['RATIOS', 'drop_masks', 'occlude', 'check_classes', 'evaluate', 'plot_occlusion', 'occlusion_robustness']
 
 
 def token_stride(model) -> int:
@@ -68,13 +68,8 @@ class _Folder(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from PIL import Image
-        try:
-            with Image.open(self.paths[i]) as img:
-                x = self.transform(img.convert('RGB'))
-        except OSError as e:
-            raise OSError(f'{self.paths[i]}: cannot read the image ({e})') from e
-        return normalize(x, self.loaded), self.targets[i], i
+        from ..image_io import read_rgb  # the training reader (EXIF, 16-bit grey, bombs): errors name the file
+        return normalize(self.transform(read_rgb(self.paths[i])), self.loaded), self.targets[i], i
 
 
 def _dataset(images_dir, max_images: Optional[int]):
@@ -88,6 +83,23 @@ def _dataset(images_dir, max_images: Optional[int]):
         pick = [int(i * step) for i in range(max_images)]
         paths, targets = [paths[i] for i in pick], [targets[i] for i in pick]
     return paths, targets, classes
+
+
+def check_classes(model: LoadedModel, folders: Sequence[str], images_dir) -> None:
+    """Refuse a model whose classes are not the sorted class folders of ``images_dir`` (labels = folder
+    positions): by name when the file records its training classes (as the training data checks a val split
+    against train), else by count."""
+    if model.num_classes != len(folders):
+        raise ValueError(f'{model.source}: the model has {model.num_classes} classes, {images_dir} has '
+                         f'{len(folders)} class folders; evaluate it on the validation set it was trained for')
+    if model.classes is not None and tuple(model.classes) != tuple(folders):
+        only_model = [c for c in model.classes if c not in set(folders)]
+        only_here = [c for c in folders if c not in set(model.classes)]
+        what = (f'only in the model: {only_model[:10]}; only in {images_dir}: {only_here[:10]}' if only_model
+                else 'the same names in another order')
+        raise ValueError(f'{model.source}: the model was trained with other classes than the class folders of '
+                         f'{images_dir} ({what}); labels are positions in the sorted folder list, so they would '
+                         f'not match the model\'s. Evaluate it on the validation set of its training data')
 
 
 @torch.no_grad()
@@ -158,9 +170,7 @@ def occlusion_robustness(models: Sequence[LoadedModel], images_dir, out_dir, *, 
     from ..checkpoint import atomic_write_text
     paths, targets, classes = _dataset(images_dir, max_images)
     for m in models:
-        if m.num_classes != len(classes):
-            raise ValueError(f'{m.source}: the model has {m.num_classes} classes, {images_dir} has {len(classes)} '
-                             f'class folders; evaluate it on the validation set it was trained for')
+        check_classes(m, classes, images_dir)
     records = [evaluate(m, paths, targets, ratios, seed, patch, batch_size, workers, crop_pct, progress)
                for m in models]
     out_dir = Path(out_dir)
