@@ -20,6 +20,7 @@ from torch import nn
 
 import mixseg  # noqa: F401  (safe loading: allow-list and mmengine's schemes)
 from mixseg.checkpoint import CheckpointError, read_weights, save_backbone_file
+from mixseg.remote import cache_entry
 
 
 class _Evil:
@@ -103,14 +104,15 @@ def test_every_checkpoint_scheme_reads_through_the_safe_loader(scheme, served, m
     got = _load_checkpoint(name, map_location='cpu')
     key = 'w' if scheme.startswith('mmcls') else 'backbone.w'  # mmengine's mmcls post-processing strips it
     assert torch.equal(got['state_dict'][key], torch.arange(3.0))
-    if 'local' not in scheme:  # downloaded once into torch's hub cache
-        assert (tmp_path / 'torch_home/hub/checkpoints/toy.pth').is_file()
+    cached = cache_entry(f'{base}/toy.pth') / 'toy.pth'
+    if 'local' not in scheme:  # downloaded once into torch's hub cache, keyed by the whole URL
+        assert cached.is_file() and cached.is_relative_to(tmp_path / 'torch_home/hub/checkpoints')
     assert torch_load_calls and all(w is True for w in torch_load_calls), torch_load_calls
 
     marker = tmp_path / 'pwned'
     for folder in (root, local):
         torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': _Evil(marker)}, folder / 'toy.pth')
-    (tmp_path / 'torch_home/hub/checkpoints/toy.pth').unlink(missing_ok=True)  # download the evil one
+    cached.unlink(missing_ok=True)  # download the evil one
     with pytest.raises(CheckpointError) as info:
         _load_checkpoint(name, map_location='cpu')
     message = str(info.value)
