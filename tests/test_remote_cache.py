@@ -257,3 +257,36 @@ def test_a_urls_password_is_used_and_shown_nowhere(server, tmp_path, capsys):
     shutil.rmtree(remote.cache_entry(url))
     with pytest.raises(CheckpointError, match=r'the password of alice@127\.0\.0\.1:\d+ was left out'):
         _load(shown)
+
+
+def test_a_training_run_from_a_password_url_stores_neither_password_nor_doubt(server, tmp_path, monkeypatch, capsys):
+    """tools/train.py with ``load_from`` a URL with ``user:password@``: the weights are read (basic
+    authentication), the run's stored config says from which cached file, and no file of the work dir, no
+    checkpoint and no log line holds the password."""
+    from mixseg.engine import load_tool
+    from test_foundation import TOY_CONFIG, TOY_MODULE
+    (tmp_path / 'toy_mm.py').write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG.format(max_iters=2, nan_at=None))
+    routes, hits, base = server
+    weights = {'fc.weight': torch.full((1, 4), 0.25), 'fc.bias': torch.full((1,), 0.5)}
+    buf = io.BytesIO()
+    torch.save({'state_dict': weights}, buf)
+    routes['/runs/toy.pth'] = dict(body=buf.getvalue(), auth='bob:hunter2')
+    url = base.replace('http://', 'http://bob:hunter2@') + '/runs/toy.pth'
+    work = tmp_path / 'work'
+    load_tool('train').main([str(config), '--work-dir', str(work), '--cfg-options', f'load_from={url}',
+                             f'experiment_name=remote_{id(config)}'])
+    assert hits == {'/runs/toy.pth': 1}  # read once: the record and the Runner's load share the cache
+    ckpt = torch.load(work / 'iter_2.pth', weights_only=True)
+    stored = ckpt['meta']['cfg']
+    assert "weights_from_urls" in stored and str(remote.cache_entry(url) / 'toy.pth') in stored
+    assert hashlib.sha256(buf.getvalue()).hexdigest() in stored
+    out = capsys.readouterr()
+    texts = {'stdout': out.out, 'stderr': out.err, 'stored config': stored}
+    texts.update({str(p): p.read_text(errors='replace') for p in work.rglob('*') if p.is_file()
+                  and p.suffix in ('.py', '.json', '.log', '')})
+    assert f"{remote.redact(url)} read from {remote.cache_entry(url) / 'toy.pth'}" in out.out  # the log says it
+    assert not [name for name, t in texts.items() if 'hunter2' in t]
+    assert b'hunter2' not in (work / 'iter_2.pth').read_bytes()
