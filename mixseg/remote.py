@@ -204,15 +204,16 @@ def _fetch(url: str, target: Path, limit: int, hash_prefix) -> None:
     from mixseg.safe_load import CheckpointError
     shown = redact(url)
     plain, auth = _userinfo(url)
-    headers = {'User-Agent': 'mixseg'}
-    if auth:
-        headers['Authorization'] = 'Basic ' + base64.b64encode(':'.join(auth).encode()).decode()
+    request = Request(plain, headers={'User-Agent': 'mixseg'})
+    if auth:  # (unredirected: a redirect to another host does not get the password)
+        token = base64.b64encode(':'.join(auth).encode()).decode()
+        request.add_unredirected_header('Authorization', f'Basic {token}')
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.partial', dir=target.parent)
     try:
         with os.fdopen(fd, 'wb') as out:
             try:
-                with urlopen(Request(plain, headers=headers), timeout=60) as response:
+                with urlopen(request, timeout=60) as response:
                     size, digest, expected = _copy(response, out, limit, shown)
             except CheckpointError:
                 raise

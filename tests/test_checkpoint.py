@@ -234,7 +234,8 @@ def test_backbone_metadata_is_checked_before_a_model_is_built(case, tmp_path, cr
     meta, key = {
         'checkpoint_path': (dict(model_kwargs=dict(good['model_kwargs'], checkpoint_path=str(other))),
                             'model_kwargs.checkpoint_path'),
-        'pretrained_cfg': (dict(model_kwargs=dict(pretrained_cfg=dict(file=str(other)))), 'model_kwargs.pretrained_cfg'),
+        'pretrained_cfg': (dict(model_kwargs=dict(pretrained_cfg=dict(file=str(other)))),
+                           'model_kwargs.pretrained_cfg'),
         'huge_img_size': (dict(img_size=60000), 'img_size'),
         'huge_kwarg_img_size': (dict(model_kwargs=dict(img_size=[60000, 60000])), 'model_kwargs.img_size'),
         'arch_not_a_string': (dict(arch=123), 'arch'),

@@ -290,3 +290,21 @@ def test_a_training_run_from_a_password_url_stores_neither_password_nor_doubt(se
     assert f"{remote.redact(url)} read from {remote.cache_entry(url) / 'toy.pth'}" in out.out  # the log says it
     assert not [name for name, t in texts.items() if 'hunter2' in t]
     assert b'hunter2' not in (work / 'iter_2.pth').read_bytes()
+
+
+def test_tools_test_records_the_checkpoint_url_it_reads(server):
+    """tools/test.py (``prepare_testing``): the checkpoint URL's cached file is recorded and the password hidden
+    in the config and in ``args.checkpoint`` (which ``results/<tag>.json`` records)."""
+    from mmengine.config import Config
+
+    from mixseg.run_guard import prepare_testing
+    routes, hits, base = server
+    routes['/ckpt/iter_2.pth'] = dict(body=_pth(7), auth='carol:pw0rd')
+    url = base.replace('http://', 'http://carol:pw0rd@') + '/ckpt/iter_2.pth'
+    cfg = Config(dict(load_from=url, model=dict(backbone=dict(checkpoint=f'{base}/never/fetched.pth'))))
+    args = Namespace(checkpoint=url, cfg_options=None, config='toy.py', allow_partial_load=False)
+    prepare_testing(cfg, args, log=lambda *a: None)
+    assert args.checkpoint == cfg.load_from == remote.redact(url) and 'pw0rd' not in cfg.pretty_text
+    assert set(cfg.weights_from_urls) == {'load_from'} and '/never/fetched.pth' not in hits  # (no backbone read)
+    assert cfg.weights_from_urls['load_from']['sha256'] == hashlib.sha256(_pth(7)).hexdigest()
+    assert _load(cfg.load_from) == 7 and hits == {'/ckpt/iter_2.pth': 1}
