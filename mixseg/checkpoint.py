@@ -296,8 +296,15 @@ def _check_value(kind, v):
 def read_backbone_meta(path) -> dict[str, Any]:
     """The metadata of a backbone file, from its header only (no tensors read); ``{}`` when ``path`` is not a
     readable local ``.safetensors`` file or its metadata is not this project's (another ``format``, wrong types or
-    ranges: reading the weights then refuses the file, naming the problem)."""
+    ranges: reading the weights then refuses the file, naming the problem). An http(s) URL is read from its cached
+    copy, if there is one (:mod:`mixseg.remote`; nothing is downloaded here)."""
     from safetensors import SafetensorError, safe_open
+
+    from .remote import cache_entry, cached_source, is_url
+    if is_url(path):
+        from urllib.parse import urlsplit
+        cached = cache_entry(path) / Path(urlsplit(path).path).name
+        path = cached if cached_source(cached) else None
     if not path or '://' in str(path) or not str(path).endswith('.safetensors') or not Path(path).is_file():
         return {}
     try:

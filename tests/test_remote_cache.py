@@ -308,3 +308,21 @@ def test_tools_test_records_the_checkpoint_url_it_reads(server):
     assert set(cfg.weights_from_urls) == {'load_from'} and '/never/fetched.pth' not in hits  # (no backbone read)
     assert cfg.weights_from_urls['load_from']['sha256'] == hashlib.sha256(_pth(7)).hexdigest()
     assert _load(cfg.load_from) == 7 and hits == {'/ckpt/iter_2.pth': 1}
+
+
+def test_the_table_row_follows_a_backbone_file_named_by_url(server, tmp_path):
+    """The backbone record (``pretrained_backbone``: method and arch for the table row) is read from the cached
+    copy of a URL backbone, which the run's URL record fetched (it read no metadata from a URL before)."""
+    from mmengine.config import Config
+
+    from mixseg.run_guard import record_urls
+    from mixseg.tables import backbone_record
+    routes, hits, base = server
+    path = save_backbone_file(tmp_path / 'b.safetensors', {'w': torch.zeros(1)}, arch='deit_small_patch16_224',
+                              img_size=224, patch_size=16, method='transmix')
+    routes['/org/model.safetensors'] = dict(body=path.read_bytes())
+    url = f'{base}/org/model.safetensors'
+    cfg = Config(dict(model=dict(backbone=dict(type='MixsegViT', checkpoint=url))))
+    record_urls(cfg, Namespace(cfg_options=None), log=lambda *a: None)
+    record = backbone_record(cfg.model)
+    assert record['file'] == url and record['method'] == 'transmix' and record['arch'] == 'deit_small_patch16_224'
