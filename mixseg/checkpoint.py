@@ -183,25 +183,136 @@ def _decode_header(header: dict) -> dict:
     return meta
 
 
+#: ``format`` of plain safetensors weights (Hugging Face's convention, e.g. timm's hub files): no metadata of ours
+PLAIN_FORMATS = (None, 'pt')
+
+#: ``timm.create_model`` keyword arguments a backbone file's ``model_kwargs`` may carry: the network's shape only
+#: (no file, URL or pretrained switch: ``checkpoint_path``/``pretrained_cfg`` would make timm read another file).
+#: Each maps to its check: 'int' (1..MAX_INT_KWARG), 'ints' (an int or list of them), 'num' (finite, 0..1e3),
+#: 'nums', 'bool', or a tuple of the allowed strings.
+MODEL_KWARGS = dict(
+    patch_size='ints', embed_dim='ints', embed_dims='ints', depth='int', depths='ints', num_heads='ints',
+    window_size='ints', sr_ratios='ints', mlp_ratio='num', mlp_ratios='nums', init_values='num', eta='num',
+    qkv_bias='bool', class_token='bool', no_embed_class='bool', fc_norm='bool', dynamic_img_size='bool',
+    dynamic_img_pad='bool', linear='bool', reg_tokens='int0', in_chans='int', num_stages='int', img_size='size',
+    depth_token_only='int', global_pool=('', 'token', 'avg', 'max', 'avgmax', 'map'), pos_embed=('learn', 'none', ''))
+MAX_INT_KWARG = 8192
+#: largest image side a backbone file may name (timm allocates the position embedding for it at once)
+MAX_IMG_SIZE = 4096
+
+
 def _parse_meta(header: dict, path) -> dict:
     meta = _decode_header(header)
-    if meta.get('format') not in (None, FORMAT):
-        raise CheckpointError(f'{path}: format {meta.get("format")!r} is not {FORMAT!r}')
+    if meta.get('format') not in (*PLAIN_FORMATS, FORMAT):
+        raise CheckpointError(f'{path}: format {meta.get("format")!r} is not {FORMAT!r} (a backbone file of this '
+                              f'project) nor plain safetensors weights: refused; export the weights again with '
+                              f'tools/export_backbone.py, or save them as plain safetensors')
+    check_meta(meta, path)
     return meta
+
+
+def check_meta(meta: Mapping, path, *, what: str = 'metadata ',
+               advice: str = 'was it written by tools/export_backbone.py / a mixseg run? re-export it') -> None:
+    """Refuse backbone-file metadata whose types or ranges are wrong before anything is built from it (timm would
+    allocate a 60000-pixel position embedding, or read a file ``model_kwargs`` names); errors name file and key.
+    (The same check guards a stored config's backbone arguments: ``what``/``advice`` word the message.)"""
+    def bad(key, why):
+        raise CheckpointError(f'{path}: {what}{key} = {meta_value(key)!r}: {why}; the file is refused ({advice})')
+
+    def meta_value(key):
+        node = meta
+        for part in key.split('.'):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    version = meta.get('format_version')
+    if meta.get('format') == FORMAT and not (isinstance(version, int) and 1 <= version <= FORMAT_VERSION):
+        bad('format_version', f'this mixseg reads format_version 1..{FORMAT_VERSION} (a newer mixseg wrote it?)')
+    arch = meta.get('arch')
+    if arch is not None and not (isinstance(arch, str) and _is_name(arch)):
+        bad('arch', 'not a model name (a string of letters, digits, "_", "-", ".")')
+    for key in ('img_size', 'patch_size'):
+        if meta.get(key) is not None and _check_value('size', meta[key]) is not None:
+            bad(key, _check_value('size', meta[key]))
+    for key in ('epochs', 'iters', 'stage', 'num_classes'):
+        v = meta.get(key)
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**9):
+            bad(key, 'not a count (an integer >= 0)')
+    top1 = meta.get('top1')
+    if top1 is not None and not (_is_number(top1) and 0 <= top1 <= 100):
+        bad('top1', 'not an accuracy in 0..100')
+    for key in ('method', 'source_config', 'task', 'finetuned_from', 'mixseg_version'):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            bad(key, 'not a string')
+    kwargs = meta.get('model_kwargs')
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, Mapping):
+        bad('model_kwargs', 'not a mapping of timm.create_model arguments')
+    for key, value in kwargs.items():
+        if key not in MODEL_KWARGS:
+            bad(f'model_kwargs.{key}', f'not an argument a backbone file may give timm.create_model (allowed: '
+                                      f'{", ".join(sorted(MODEL_KWARGS))})')
+        why = _check_value(MODEL_KWARGS[key], value)
+        if why:
+            bad(f'model_kwargs.{key}', why)
+
+
+def _is_name(text: str) -> bool:
+    import re
+    return bool(re.fullmatch(r'[A-Za-z0-9_.\-]{1,200}', text))
+
+
+def _is_number(v) -> bool:
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_value(kind, v):
+    """Why ``v`` is not of ``kind`` (see :data:`MODEL_KWARGS`), or ``None``."""
+    def is_int(x, low=1, high=MAX_INT_KWARG):
+        return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+    if kind == 'size':
+        ok = is_int(v, 1, MAX_IMG_SIZE) or (isinstance(v, (list, tuple)) and len(v) == 2
+                                            and all(is_int(x, 1, MAX_IMG_SIZE) for x in v))
+        return None if ok else f'not a size (an integer or [h, w] in 1..{MAX_IMG_SIZE})'
+    if kind in ('int', 'int0'):
+        low = 0 if kind == 'int0' else 1
+        return None if is_int(v, low) else f'not an integer in {low}..{MAX_INT_KWARG}'
+    if kind == 'ints':
+        ok = is_int(v) or (isinstance(v, (list, tuple)) and 0 < len(v) <= 64 and all(is_int(x) for x in v))
+        return None if ok else f'not an integer (or list of integers) in 1..{MAX_INT_KWARG}'
+    if kind == 'num':
+        return None if v is None or (_is_number(v) and 0 <= v <= 1e3) else 'not a number in 0..1000'
+    if kind == 'nums':
+        ok = (_is_number(v) and 0 < v <= 1e3) or (isinstance(v, (list, tuple)) and 0 < len(v) <= 64
+                                                   and all(_is_number(x) and 0 < x <= 1e3 for x in v))
+        return None if ok else 'not a number (or list of numbers) in 0..1000'
+    if kind == 'bool':
+        return None if v is None or isinstance(v, bool) else 'not true/false'
+    return None if v in kind else f'not one of {", ".join(map(repr, kind))}'
 
 
 def read_backbone_meta(path) -> dict[str, Any]:
     """The metadata of a backbone file, from its header only (no tensors read); ``{}`` when ``path`` is not a
-    readable local ``.safetensors`` file."""
+    readable local ``.safetensors`` file or its metadata is not this project's (another ``format``, wrong types or
+    ranges: reading the weights then refuses the file, naming the problem). An http(s) URL is read from its cached
+    copy, if there is one (:mod:`mixseg.remote`; nothing is downloaded here)."""
     from safetensors import SafetensorError, safe_open
+
+    from .remote import cache_entry, cached_source, is_url
+    if is_url(path):
+        from urllib.parse import urlsplit
+        cached = cache_entry(path) / Path(urlsplit(path).path).name
+        path = cached if cached_source(cached) else None
     if not path or '://' in str(path) or not str(path).endswith('.safetensors') or not Path(path).is_file():
         return {}
     try:
         with safe_open(str(path), framework='pt', device='cpu') as f:
             header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError):
+        return _parse_meta(header, path)
+    except (SafetensorError, OSError, ValueError, CheckpointError):
         return {}
-    return _decode_header(header)
 
 
 def _unwrap(obj, path) -> dict[str, torch.Tensor]:
@@ -236,11 +347,11 @@ def read_weights(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     An ``http(s)://`` URL is downloaded into torch's hub cache first (:func:`mixseg.remote.download`) and the
     cached file read the same way; other schemes are refused.
     """
-    from .remote import download, is_url
+    from .remote import download, is_url, read_download, redact
     if is_url(path):
-        path = download(path)
+        return read_download(path, download(path), reader=read_weights)
     elif isinstance(path, str) and '://' in path:
-        raise CheckpointError(f'{path}: only local files and http(s):// URLs are read as backbone weights')
+        raise CheckpointError(f'{redact(path)}: only local files and http(s):// URLs are read as backbone weights')
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: weight file not found')

@@ -27,6 +27,18 @@ def _pretrained_file(backbone_cfg: Mapping) -> Optional[str]:
     return None
 
 
+def _check_backbone_args(checkpoint: str, backbone_cfg: Mapping) -> None:
+    """The stored config's backbone arguments that reach ``timm.create_model`` pass the backbone-file metadata
+    check before the backbone is built (``model_kwargs.checkpoint_path`` would make timm read that file)."""
+    from mixseg.checkpoint import check_meta
+    args = {k: backbone_cfg[k] for k in ('arch', 'model_kwargs') if backbone_cfg.get(k) is not None}
+    size = backbone_cfg.get('img_size', backbone_cfg.get('pretrain_img_size'))
+    if size is not None:
+        args['img_size'] = size
+    check_meta(args, f'{checkpoint} (meta.cfg)', what='model.backbone.',
+               advice='nothing was built; export with a config of yours: --config')
+
+
 def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: str, *, source_config: str,
                             use_ema: bool = True):
     """Write the backbone file of a stage-2 mmengine checkpoint ``ckpt`` (already read safely) whose config is
@@ -45,6 +57,7 @@ def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: s
             f'tools/export_backbone.py reads stage-1 checkpoints (MixClassifier) and stage-2 checkpoints whose '
             f'backbone is {" or ".join(DENSE_BACKBONES)}')
     scope, task = DENSE_BACKBONES[btype]
+    _check_backbone_args(checkpoint, backbone_cfg)
     pretrained = _pretrained_file(backbone_cfg)
     backbone_cfg['checkpoint'] = None
     if isinstance(backbone_cfg.get('init_cfg'), Mapping) and backbone_cfg['init_cfg'].get('type') == 'Pretrained':

@@ -41,6 +41,17 @@ def _table_row(cfg, derived: dict, source, args, log) -> None:
     return row
 
 
+def record_urls(cfg, args, log=print, keys=None) -> None:
+    """Passwords out of the config and the options (they stay in this process), and ``cfg.weights_from_urls``:
+    the cached file each weight URL (of ``keys``, default all) is read from
+    (:func:`mixseg.remote.record_weight_urls`; downloaded now on rank 0, whose config is stored)."""
+    from .remote import hide_credentials, record_weight_urls
+    for name in ('checkpoint', 'resume', 'cfg_options'):
+        if getattr(args, name, None):
+            setattr(args, name, hide_credentials(getattr(args, name)))
+    record_weight_urls(cfg, fetch=dist_rank() == 0, keys=keys, log=log)
+
+
 def prepare_training(cfg, args, log=print) -> None:
     """tools/train.py: resolve ``--resume`` (nothing to resume, an empty ``last_checkpoint`` or a missing file
     are errors), swap in the checkpoint hook and the fit check, record the backbone file the run starts from
@@ -53,6 +64,7 @@ def prepare_training(cfg, args, log=print) -> None:
             raise SystemExit(f'error: {e}') from e
     use_mixseg_checkpoint_hook(cfg)
     add_fit_hook(cfg, allow_partial=getattr(args, 'allow_partial_load', False))
+    record_urls(cfg, args, log)
     record = backbone_record(cfg.get('model'))
     if record:
         cfg[BACKBONE_RECORD] = record
@@ -63,6 +75,7 @@ def prepare_testing(cfg, args, log=print):
     """tools/test.py: the fit check, and the table row of the run that wrote ``args.checkpoint`` (from the
     backbone it was trained from). Returns the row (``None``: no row)."""
     add_fit_hook(cfg, allow_partial=getattr(args, 'allow_partial_load', False))
+    record_urls(cfg, args, log, keys=('load_from',))  # (a test run reads no backbone weights)
     derived, source = derived_row_of_checkpoint(args.checkpoint) if '://' not in args.checkpoint else ({}, None)
     row = _table_row(cfg, derived, source, args, log)
     return dict(row) if row else None

@@ -1,4 +1,5 @@
 """The backbone file (stage 1 → stage 2 contract) and reading foreign weight files safely."""
+import json
 import os
 import re
 from pathlib import Path
@@ -200,3 +201,109 @@ def test_safe_load_imports_nothing_of_mixseg():
     assert imported and not [m for m in imported if m.startswith(('mixseg', '.'))], imported
     from mixseg.checkpoint import CheckpointError, torch_load_safely
     assert CheckpointError is sl.CheckpointError and torch_load_safely is sl.torch_load_safely
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 20 item 11: backbone-file metadata is checked before anything is built from it
+
+@pytest.fixture
+def create_model_calls(monkeypatch):
+    import timm
+    calls, real = [], timm.create_model
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(timm, 'create_model', spy)
+    return calls
+
+
+@pytest.mark.parametrize('case', ['checkpoint_path', 'pretrained_cfg', 'huge_img_size', 'huge_kwarg_img_size',
+                                  'arch_not_a_string', 'arch_not_a_name', 'depth_a_string', 'top1_out_of_range',
+                                  'kwargs_not_a_mapping', 'newer_format_version'])
+def test_backbone_metadata_is_checked_before_a_model_is_built(case, tmp_path, create_model_calls):
+    """The figure tools built ``timm.create_model(meta['arch'], img_size=meta['img_size'], **meta['model_kwargs'])``:
+    ``checkpoint_path`` made timm read the file the metadata names, ``img_size=60000`` allocated 21 GB, a non-string
+    ``arch`` crashed with an AttributeError."""
+    from mixseg.viz.models import load_model
+    other = tmp_path / 'other.pth'
+    torch.save({'pos_embed': torch.zeros(1)}, other)
+    good = dict(arch='vit_tiny_patch16_224', img_size=32, patch_size=16,
+                model_kwargs=dict(embed_dim=32, depth=1, num_heads=2))
+    meta, key = {
+        'checkpoint_path': (dict(model_kwargs=dict(good['model_kwargs'], checkpoint_path=str(other))),
+                            'model_kwargs.checkpoint_path'),
+        'pretrained_cfg': (dict(model_kwargs=dict(pretrained_cfg=dict(file=str(other)))),
+                           'model_kwargs.pretrained_cfg'),
+        'huge_img_size': (dict(img_size=60000), 'img_size'),
+        'huge_kwarg_img_size': (dict(model_kwargs=dict(img_size=[60000, 60000])), 'model_kwargs.img_size'),
+        'arch_not_a_string': (dict(arch=123), 'arch'),
+        'arch_not_a_name': (dict(arch='vit_tiny_patch16_224 --rm'), 'arch'),
+        'depth_a_string': (dict(model_kwargs=dict(depth='12')), 'model_kwargs.depth'),
+        'top1_out_of_range': (dict(top1=812.0), 'top1'),
+        'kwargs_not_a_mapping': (dict(model_kwargs=['checkpoint_path']), 'model_kwargs'),
+        'newer_format_version': (dict(format_version=99), 'format_version'),
+    }[case]
+    path = tmp_path / f'{case}.safetensors'
+    if 'format_version' in meta:
+        from safetensors.torch import save_file
+        header = dict(format='mixseg-backbone', **good, **meta)
+        save_file({'w': torch.zeros(1)}, str(path), metadata={k: json.dumps(v) for k, v in header.items()})
+    else:
+        save_backbone_file(path, {'w': torch.zeros(1)}, **{**good, **meta})
+    for load in (load_model, read_weights, load_backbone_file):
+        with pytest.raises(CheckpointError) as info:
+            load(path)
+        message = str(info.value)
+        assert message.startswith(f'{path}: metadata {key} = '), message
+        assert 'the file is refused' in message
+    assert create_model_calls == []  # nothing was built
+    from mixseg.checkpoint import read_backbone_meta
+    assert read_backbone_meta(path) == {}  # (its method/arch are not taken for a table row either)
+
+
+def test_good_backbone_metadata_still_builds_the_model(tmp_path):
+    import timm
+
+    from mixseg.viz.models import load_model
+    kwargs = dict(embed_dim=32, depth=1, num_heads=2)
+    net = timm.create_model('vit_tiny_patch16_224', img_size=32, num_classes=0, **kwargs)
+    path = save_backbone_file(tmp_path / 'b.safetensors', net.state_dict(), arch='vit_tiny_patch16_224',
+                              img_size=[32, 32], patch_size=16, method='mixpro', epochs=3, top1=12.5,
+                              model_kwargs=kwargs)
+    loaded = load_model(path)
+    assert loaded.arch == 'vit_tiny_patch16_224' and loaded.img_size == (32, 32) and loaded.model_kwargs == kwargs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 22 item 7: a backbone file of another format is refused
+
+def test_a_backbone_file_of_another_format_is_refused(tmp_path):
+    """``format`` other than this project's (or plain safetensors weights) is refused by every reader, and its
+    metadata is never used (e.g. for the table row)."""
+    from safetensors.torch import save_file
+
+    from mixseg.backbones.vit import MixsegViT
+    from mixseg.checkpoint import read_backbone_meta
+    from mixseg.viz.models import load_model
+    path = tmp_path / 'foreign.safetensors'
+    header = dict(format='other-backbone', format_version=1, arch='vit_tiny_patch16_224', img_size=32,
+                  patch_size=16, method='transmix')
+    save_file({'w': torch.zeros(1)}, str(path), metadata={k: json.dumps(v) for k, v in header.items()})
+    vit = MixsegViT(arch='vit_tiny_patch16_224', img_size=32, checkpoint=str(path),
+                    model_kwargs=dict(embed_dim=32, depth=1, num_heads=2))
+    for load in (read_weights, load_backbone_file, load_model, lambda p: vit.init_weights()):
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: format 'other-backbone' is not "
+                                                  r"'mixseg-backbone' \(a backbone file of this project\)"):
+            load(path)
+    assert read_backbone_meta(path) == {}
+
+
+def test_plain_safetensors_weights_are_read(tmp_path):
+    """Hugging Face's plain safetensors files (timm's hub weights) carry ``format='pt'``: weights, no metadata."""
+    from safetensors.torch import save_file
+    path = tmp_path / 'model.safetensors'
+    save_file({'module.w': torch.ones(2)}, str(path), metadata={'format': 'pt'})
+    sd, meta = read_weights(path)
+    assert torch.equal(sd['w'], torch.ones(2)) and meta == {'format': 'pt'}

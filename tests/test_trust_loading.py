@@ -20,6 +20,7 @@ from torch import nn
 
 import mixseg  # noqa: F401  (safe loading: allow-list and mmengine's schemes)
 from mixseg.checkpoint import CheckpointError, read_weights, save_backbone_file
+from mixseg.remote import cache_entry
 
 
 class _Evil:
@@ -103,14 +104,15 @@ def test_every_checkpoint_scheme_reads_through_the_safe_loader(scheme, served, m
     got = _load_checkpoint(name, map_location='cpu')
     key = 'w' if scheme.startswith('mmcls') else 'backbone.w'  # mmengine's mmcls post-processing strips it
     assert torch.equal(got['state_dict'][key], torch.arange(3.0))
-    if 'local' not in scheme:  # downloaded once into torch's hub cache
-        assert (tmp_path / 'torch_home/hub/checkpoints/toy.pth').is_file()
+    cached = cache_entry(f'{base}/toy.pth') / 'toy.pth'
+    if 'local' not in scheme:  # downloaded once into torch's hub cache, keyed by the whole URL
+        assert cached.is_file() and cached.is_relative_to(tmp_path / 'torch_home/hub/checkpoints')
     assert torch_load_calls and all(w is True for w in torch_load_calls), torch_load_calls
 
     marker = tmp_path / 'pwned'
     for folder in (root, local):
         torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': _Evil(marker)}, folder / 'toy.pth')
-    (tmp_path / 'torch_home/hub/checkpoints/toy.pth').unlink(missing_ok=True)  # download the evil one
+    cached.unlink(missing_ok=True)  # download the evil one
     with pytest.raises(CheckpointError) as info:
         _load_checkpoint(name, map_location='cpu')
     message = str(info.value)
@@ -330,3 +332,63 @@ def test_export_states_what_it_accepts(tmp_path):
                                               r"and stage-2 checkpoints whose backbone is MixsegViT or MixsegPVT"):
         export_checkpoint(str(path), str(tmp_path / 'out.safetensors'))
     assert not (tmp_path / 'out.safetensors').exists()
+
+
+def test_export_checks_the_stored_backbone_arguments_before_building(tmp_path, monkeypatch):
+    """issue 20 item 11: ``model_kwargs`` of a stored config reach ``timm.create_model`` when the export tool
+    rebuilds the backbone; ``checkpoint_path`` made timm read the file it names."""
+    import timm
+
+    from pretrain.export import export_checkpoint
+    other = tmp_path / 'other.pth'
+    torch.save({'w': torch.zeros(1)}, other)
+    calls = []
+    monkeypatch.setattr(timm, 'create_model', lambda *a, **k: calls.append(k))
+    text = ("default_scope = 'mmseg'\nmodel = dict(type='EncoderDecoder', backbone=dict(type='MixsegViT', "
+            f"arch='vit_tiny_patch16_224', img_size=32, model_kwargs=dict(checkpoint_path={str(other)!r})))\n")
+    path = _stored_config_checkpoint(tmp_path, text, state={'backbone.w': torch.zeros(1)})
+    with pytest.raises(CheckpointError) as info:
+        export_checkpoint(str(path), str(tmp_path / 'out.safetensors'))
+    message = str(info.value)
+    assert message.startswith(f'{path} (meta.cfg): model.backbone.model_kwargs.checkpoint_path = '), message
+    assert 'nothing was built' in message and calls == [] and not (tmp_path / 'out.safetensors').exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 22 item 7: the allow-list holds no callable such as getattr; a file using one is refused
+
+class _GetAttr:
+    def __reduce__(self):
+        return (getattr, ('text', 'upper'))  # pickled as GLOBAL builtins.getattr + REDUCE
+
+
+def test_the_safe_load_allow_list_holds_no_callable_that_reaches_code():
+    import builtins
+    import operator
+
+    from mixseg.safe_load import safe_globals
+    allowed = list(torch.serialization.get_safe_globals()) + safe_globals()
+    allowed = [g[0] if isinstance(g, tuple) else g for g in allowed]
+    dangerous = {getattr, setattr, delattr, eval, exec, compile, __import__, open, vars, globals,
+                 operator.attrgetter, operator.methodcaller, functools.partial, os.system, builtins.breakpoint}
+    assert not [g for g in allowed if any(g is d for d in dangerous)], allowed
+    modules = ('builtins', 'operator', 'functools', 'os', 'posix', 'subprocess', 'importlib', 'sys', 'runpy')
+    functions = [g for g in allowed if not isinstance(g, type) and getattr(g, '__module__', None) in modules]
+    assert not functions, functions  # (torch allows the builtin exception classes: calling one runs nothing)
+    classes = [g for g in allowed if isinstance(g, type) and g.__module__.split('.')[0] in modules[3:]]
+    assert not classes, classes
+
+
+def test_a_file_using_getattr_is_refused_naming_the_file(tmp_path):
+    """HistoryBuffer's state is pickled as getattr(HistoryBuffer, 'min') by stock mmengine: mixseg writes it
+    without, so that getattr need not (and must not) be allow-listed."""
+    from mmengine.runner import load_checkpoint
+    path = tmp_path / 'getattr.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': _GetAttr()}, path)
+    assert b'getattr' in path.read_bytes()
+    for load in (read_weights, lambda p: load_checkpoint(nn.Linear(1, 1), str(p), map_location='cpu')):
+        with pytest.raises(CheckpointError) as info:
+            load(path)
+        message = str(info.value)
+        assert message.startswith(f'{path}: cannot be loaded safely'), message
+        assert re.search(r'refers to the global (builtins\.)?getattr ', message), message
