@@ -249,13 +249,17 @@ def _copy(response, out, limit: int, shown: str):
                f'cached. If the file is right, raise the cap, e.g. {MAX_DOWNLOAD_ENV}=')
     if expected is not None and expected > limit:
         raise CheckpointError(f'{too_big}{expected // 2**20 + 1} (Content-Length: {expected} bytes)')
+    from tqdm import tqdm  # a bar with ETA on a terminal (disable=None: none in a log file)
     sha, size = hashlib.sha256(), 0
-    while chunk := response.read(1 << 20):
-        size += len(chunk)
-        if size > limit:
-            raise CheckpointError(f'{too_big}{2 * limit // 2**20}')
-        out.write(chunk)
-        sha.update(chunk)
+    with tqdm(total=expected, unit='B', unit_scale=True, unit_divisor=1024, disable=None, leave=False,
+              desc=f'download {osp.basename(urlsplit(shown).path) or shown}') as bar:
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise CheckpointError(f'{too_big}{2 * limit // 2**20}')
+            out.write(chunk)
+            sha.update(chunk)
+            bar.update(len(chunk))
     return size, sha.hexdigest(), expected
 
 
