@@ -80,7 +80,7 @@ class BackboneExportHook(Hook):
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         for key, value in (metrics or {}).items():
             if key.split('/')[-1] == 'top1':
-                self.top1 = float(value)
+                self.top1 = float(value) if isinstance(value, (int, float)) else None   # ('n/a': one class)
 
     def after_train(self, runner) -> None:
         self.export(runner)
