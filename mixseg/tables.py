@@ -174,7 +174,7 @@ PAPER_SETUPS = {
 }
 #: Table D: the pretraining configs configs/pretrain/<model>_<method>_8xb128-<epochs>e_in1k.py: 8 GPUs × 128,
 #: 300 epochs (DeiT recipe, PVT, Swin), 400 for CaiT and XCiT (their papers' ImageNet recipes)
-_D_EPOCHS = (('cait-', 400), ('xcit-', 400), ('', 300))
+_D_EPOCHS = (('cait-', 400, 'CaiT'), ('xcit-', 400, 'XCiT'), ('', 300, 'the others'))
 
 
 def paper_setup(table: str, key: tuple) -> PaperSetup:
@@ -182,9 +182,9 @@ def paper_setup(table: str, key: tuple) -> PaperSetup:
     if table != 'D':
         return PAPER_SETUPS[table]
     model = str(dict(key).get('model', ''))
-    epochs = next(e for prefix, e in _D_EPOCHS if model.startswith(prefix))
-    return PaperSetup(total_batch=1024, max_epochs=epochs, source=f'configs/pretrain/{model}_*_8xb128-{epochs}e_in1k.py',
-                      **_IMAGENET)
+    epochs = next(e for prefix, e, _ in _D_EPOCHS if model.startswith(prefix))
+    return PaperSetup(total_batch=1024, max_epochs=epochs, **_IMAGENET,
+                      source=f'configs/pretrain/{model}_*_8xb128-{epochs}e_in1k.py')
 
 
 def _differs(n, expected: int) -> bool:
@@ -195,19 +195,37 @@ def _schedule_text(iters, epochs) -> str:
     return f'{epochs} epochs' if epochs is not None else f'{iters} iterations'
 
 
+def _count(record: dict, key: str) -> int | None:
+    """A whole number of a setup record; anything else (missing, null, a hand-edited string) is unknown."""
+    v = record.get(key)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def paper_text(table: str) -> str:
+    """The paper's setup of a table in words (for the notes)."""
+    if table == 'D':
+        other = ', '.join(f'{name}: {e}' for p, e, name in _D_EPOCHS if p)
+        exp = paper_setup('D', (('model', 'deit-s'),))
+        return (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
+                f'{exp.max_epochs} epochs ({other}), total batch {exp.total_batch}')
+    exp = PAPER_SETUPS[table]
+    return (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
+            f'{_schedule_text(exp.max_iters, exp.max_epochs)}, total batch {exp.total_batch}')
+
+
 def _train_deviations(train: dict, exp: PaperSetup) -> tuple[list, list]:
     differs, unknown = [], []
-    n = train.get('train_images')
+    n = _count(train, 'train_images')
     if n is None:
         unknown.append('training images not recorded')
     elif _differs(n, exp.train_images):
         differs.append(f'{n} training images (paper: {exp.train_images}, {exp.dataset})')
-    iters, epochs = train.get('max_iters'), train.get('max_epochs')
+    iters, epochs = _count(train, 'max_iters'), _count(train, 'max_epochs')
     if iters is None and epochs is None:
         unknown.append('schedule not recorded')
     elif (iters, epochs) != (exp.max_iters, exp.max_epochs):
         differs.append(f'{_schedule_text(iters, epochs)} (paper: {_schedule_text(exp.max_iters, exp.max_epochs)})')
-    total = train.get('total_batch')
+    total = _count(train, 'total_batch')
     if total is None:
         unknown.append('GPUs not recorded' if train.get('batch_size') else 'batch size not recorded')
     elif total != exp.total_batch:
@@ -223,18 +241,19 @@ def check_setup(table: str, key: tuple, setup) -> tuple[str, list[str]]:
     if not isinstance(setup, dict):
         return 'unknown', ['no data/schedule recorded (a results file written before mixseg recorded them)']
     exp = paper_setup(table, key)
-    train, test = setup.get('train'), setup.get('test') or {}
-    if isinstance(train, dict):
+    train, test = (setup.get(k) if isinstance(setup.get(k), dict) else None for k in ('train', 'test'))
+    if train is not None:
         differs, unknown = _train_deviations(train, exp)
     else:
         differs, unknown = [], ['the training run recorded no data/schedule (a checkpoint of an older run)']
-    val = test.get('images') if test.get('images') is not None else (train or {}).get('val_images')
+    val = _count(test or {}, 'images')
+    val = val if val is not None else _count(train or {}, 'val_images')
     if val is None:
         unknown.append('evaluated images not recorded')
     elif _differs(val, exp.val_images):
         differs.append(f'evaluated on {val} images (paper: {exp.val_images}, {exp.dataset})')
-    demo = (train or {}).get('demo') or test.get('demo')
-    if demo:
+    demo = (train or {}).get('demo') or (test or {}).get('demo')
+    if isinstance(demo, dict):
         return 'demo', [f'generated demo data ({demo.get("dataset")}, size {demo.get("size")})'] + differs
     return ('nonstandard' if differs else 'unknown' if unknown else 'paper'), differs + unknown
 
@@ -538,10 +557,7 @@ def table_notes(table: Table, col: Collection) -> list[str]:
     mine = [r for (t, _, _), r in sorted(col.results.items(), key=lambda kv: str(kv[0])) if t == table.name]
     notes = [f'not in any table: Table {table.name} has no row {describe_key(r.key)} [{r.tag}] — {r.path} '
              '(shown as an extra row, without published numbers)' for r in unmatched(col) if r.table == table.name]
-    exp = paper_setup(table.name, table.rows[0].key) if table.name != 'D' else None
-    paper = (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
-             f'{_schedule_text(exp.max_iters, exp.max_epochs)}, total batch {exp.total_batch}') if exp else \
-        'ImageNet-1k, 1281167 training / 50000 evaluated images, 300 epochs (CaiT, XCiT: 400), total batch 1024'
+    paper = paper_text(table.name)
     demo = [r for r in mine if r.status == 'demo']
     if demo:
         notes.append(f'{MARKS["demo"]} {_MARK_TEXT["demo"]} ({len(demo)} result(s); the paper: {paper}): '

@@ -39,7 +39,8 @@ def test_a_result_of_no_paper_row_is_an_extra_row_and_listed(tmp_path):
     said = []
     col, text = render_tables([tmp_path], ['C'], warn=said.append)
     assert said == [f'note: not in any table: Table C has no row deit-s + TransMix — {path} (shown as an extra row)']
-    assert '| deit-s + TransMix (no paper row) |  | — / 41.5 / — | — / 52.2 / — | — / not run | — / not run |' in text
+    assert '| deit-s + TransMix (no paper row) |  | — / 41.5 / — | — / 52.2 / — | — / not run | — / not run |' \
+        in text
     assert f'* not in any table: Table C has no row deit-s + TransMix [ss] — {path}' in text
     rows = {r.label: (r, cells) for r, cells in build_table(TABLE_C, col)}
     row, cells = rows[('deit-s + TransMix (no paper row)', '')]
@@ -122,6 +123,8 @@ def test_check_setup_against_the_papers():
     assert check_setup('C', key, demo) == ('demo', ['generated demo data (ade20k, size small)',
                                                     '40 training images (paper: 20210, ADE20K)',
                                                     '200 iterations (paper: 160000 iterations)'])
+    # a hand-edited record is unknown, never a crash
+    assert check_setup('C', key, dict(train=dict(train_images='many', max_iters=True), test='x'))[0] == 'unknown'
     # Table D: the row's model decides the epochs
     assert paper_setup('D', (('method', 'baseline'), ('model', 'xcit-s12'))).max_epochs == 400
     assert paper_setup('D', (('method', 'baseline'), ('model', 'deit-s'))).max_epochs == 300
@@ -184,6 +187,8 @@ def test_table_d_result_carries_the_pretrainings_setup(tmp_path):
     col = collect([tmp_path])
     assert not col.results and col.left_out[0].reasons[:2] == (
         '3 training images (paper: 1281167, ImageNet-1k)', '2 epochs (paper: 300 epochs)')
+    assert 'ImageNet-1k, 1281167 training / 50000 evaluated images, 300 epochs (CaiT: 400, XCiT: 400), total ' \
+           'batch 1024' in render(TABLE_D, col)
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -198,8 +203,8 @@ def test_train_and_test_record_the_setup_with_the_result(demo_data, tmp_path):
                              'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
                              'experiment_name=setup_train'])
     load_tool('test').main([str(cfg), str(work / 'iter_2.pth'), '--work-dir', str(work), '--data-root', str(root),
-                            '--cfg-options', 'experiment_name=setup_test', 'table_row.table=C', 'table_row.model=deit-t',
-                            'table_row.method=baseline'])
+                            '--cfg-options', 'experiment_name=setup_test', 'table_row.table=C',
+                            'table_row.model=deit-t', 'table_row.method=baseline'])
     record = json.loads((work / 'results/ss.json').read_text())
     train, test = record['setup']['train'], record['setup']['test']
     n_train = len(list((root / 'images/training').iterdir()))
