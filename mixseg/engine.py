@@ -263,9 +263,10 @@ def _jsonable(v):
 
 
 def write_results(work_dir: str, tag: str, *, config: str, checkpoint: str | None, tta: bool, metrics: dict,
-                  table_row: dict | None = None) -> Path:
+                  table_row: dict | None = None, setup: dict | None = None) -> Path:
     """``<work_dir>/results/<tag>.json``, written atomically; the tables tool (mixseg.tables) reads these.
-    ``table_row`` (from the config) says which row of the papers' tables the run belongs to."""
+    ``table_row`` (from the config) says which row of the papers' tables the run belongs to; ``setup`` what it
+    was trained and tested on (:func:`mixseg.provenance.result_setup`; None: unknown)."""
     record = dict(config=config, checkpoint=checkpoint, tag=tag, tta=tta, table_row=_jsonable(table_row),
-                  metrics=_jsonable(dict(metrics)))
+                  metrics=_jsonable(dict(metrics)), setup=_jsonable(setup))
     return atomic_write_text(Path(work_dir) / 'results' / f'{tag}.json', json.dumps(record, indent=2) + '\n')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .tables import (BACKBONE_RECORD, TableRowError, backbone_record, derived_row_of_checkpoint,
                      explicit_row_options, resolve_table_row, row_from_backbone)
+from .provenance import add_setup_hook
 from .workdir import WorkDirError, claim_work_dir, dist_rank, resume_target, run_identity
 
 
@@ -56,7 +57,7 @@ def prepare_training(cfg, args, log=print) -> None:
     """tools/train.py: resolve ``--resume`` (nothing to resume, an empty ``last_checkpoint`` or a missing file
     are errors), swap in the checkpoint hook and the fit check, record the backbone file the run starts from
     (:data:`mixseg.tables.BACKBONE_RECORD`, stored with the config in every checkpoint) and set ``table_row``
-    from its metadata."""
+    from its metadata; the run's data and schedule go into every checkpoint (:mod:`mixseg.provenance`)."""
     if args.resume is not None:
         try:
             cfg.resume, cfg.load_from = True, resume_target(cfg.work_dir, args.resume)
@@ -65,6 +66,7 @@ def prepare_training(cfg, args, log=print) -> None:
     use_mixseg_checkpoint_hook(cfg)
     add_fit_hook(cfg, allow_partial=getattr(args, 'allow_partial_load', False))
     record_urls(cfg, args, log)
+    add_setup_hook(cfg)  # data, dataset size and schedule into every checkpoint (the tables read them)
     record = backbone_record(cfg.get('model'))
     if record:
         cfg[BACKBONE_RECORD] = record

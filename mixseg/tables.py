@@ -35,6 +35,7 @@ class Row:
     label: tuple        # the row's leading cells as printed, e.g. ('DeiT-S + TransMix', 'Linear')
     published: tuple    # one number per column (None where the paper gives none)
     reference: bool = False  # a row the papers quote for context; not something this project runs
+    extra: bool = False      # a row of ours that the paper's table has not (a result matching no row)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,126 @@ TABLE_D = Table('D', 'ImageNet-1k top-1 of the pretrained backbones (MixPro and 
                 ('model', 'method', 'paper'), (TOP1,), _table_d_rows())
 TABLES[TABLE_D.name] = TABLE_D
 
+# ---------------------------------------------------------------------------------------------------------
+# The paper's setup of each table: the data and schedule a result must have been trained and tested with to
+# stand beside the published numbers (mixseg.provenance records them with each result).
+
+
+@dataclass(frozen=True)
+class PaperSetup:
+    dataset: str
+    train_images: int
+    val_images: int
+    total_batch: int               # images per step over all GPUs
+    max_iters: int | None = None   # the schedule: iterations or epochs
+    max_epochs: int | None = None
+    source: str = ''
+
+
+#: dataset sizes: loaders may drop a few images (mmdet's CocoDataset drops the 1021 train2017 images without
+#: annotations, 0.9 %), so a count within this fraction of the paper's is the paper's dataset
+SIZE_TOLERANCE = 0.015
+_IMAGENET = dict(dataset='ImageNet-1k', train_images=1281167, val_images=50000)  # ILSVRC-2012 train / val
+PAPER_SETUPS = {
+    # configs/segmenter/segmenter-{linear,mask}_deit-*_8xb2-80k_pascal-context-59-480x480.py (8 GPUs × 2,
+    # 80k iterations, as mmseg's segmenter/FCN Pascal Context 59 configs); PASCAL-Context 59: 4996 train (VOC2010
+    # train) / 5104 val (VOC2010 val) images, mmseg's dataset docs
+    'A': PaperSetup('Pascal Context 59', 4996, 5104, total_batch=16, max_iters=80000,
+                    source='configs/segmenter/*_8xb2-80k_pascal-context-59-480x480.py; mmseg dataset docs'),
+    # configs/mask_rcnn/mask-rcnn_pvt-s*_fpn_8xb2-1x_coco.py (8 GPUs × 2, 12 epochs: PVT paper, Mask R-CNN 1x);
+    # COCO 2017: 118287 train2017 / 5000 val2017 images (cocodataset.org)
+    'B': PaperSetup('COCO 2017', 118287, 5000, total_batch=16, max_epochs=12,
+                    source='configs/mask_rcnn/mask-rcnn_pvt-s*_fpn_8xb2-1x_coco.py; cocodataset.org'),
+    # configs/segmenter/segmenter-mask_deit-*_8xb1-160k_ade20k-512x512.py (8 GPUs × 1, 160k iterations: mmseg's
+    # Segmenter ADE20K configs, the TokenMix paper's setting); ADEChallengeData2016: 20210 train / 2000 val
+    'C': PaperSetup('ADE20K', 20210, 2000, total_batch=8, max_iters=160000,
+                    source='configs/segmenter/segmenter-mask_deit-*_8xb1-160k_ade20k-512x512.py; ADE20K release'),
+}
+#: Table D: the pretraining configs configs/pretrain/<model>_<method>_8xb128-<epochs>e_in1k.py: 8 GPUs × 128,
+#: 300 epochs (DeiT recipe, PVT, Swin), 400 for CaiT and XCiT (their papers' ImageNet recipes)
+_D_EPOCHS = (('cait-', 400, 'CaiT'), ('xcit-', 400, 'XCiT'), ('', 300, 'the others'))
+
+
+def paper_setup(table: str, key: tuple) -> PaperSetup:
+    """The paper's data and schedule of a row of ``table`` (Table D: of the row's model)."""
+    if table != 'D':
+        return PAPER_SETUPS[table]
+    model = str(dict(key).get('model', ''))
+    epochs = next(e for prefix, e, _ in _D_EPOCHS if model.startswith(prefix))
+    return PaperSetup(total_batch=1024, max_epochs=epochs, **_IMAGENET,
+                      source=f'configs/pretrain/{model}_*_8xb128-{epochs}e_in1k.py')
+
+
+def _differs(n, expected: int) -> bool:
+    return abs(n - expected) > SIZE_TOLERANCE * expected
+
+
+def _schedule_text(iters, epochs) -> str:
+    return f'{epochs} epochs' if epochs is not None else f'{iters} iterations'
+
+
+def _count(record: dict, key: str) -> int | None:
+    """A whole number of a setup record; anything else (missing, null, a hand-edited string) is unknown."""
+    v = record.get(key)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def paper_text(table: str) -> str:
+    """The paper's setup of a table in words (for the notes)."""
+    if table == 'D':
+        other = ', '.join(f'{name}: {e}' for p, e, name in _D_EPOCHS if p)
+        exp = paper_setup('D', (('model', 'deit-s'),))
+        return (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
+                f'{exp.max_epochs} epochs ({other}), total batch {exp.total_batch}')
+    exp = PAPER_SETUPS[table]
+    return (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
+            f'{_schedule_text(exp.max_iters, exp.max_epochs)}, total batch {exp.total_batch}')
+
+
+def _train_deviations(train: dict, exp: PaperSetup) -> tuple[list, list]:
+    differs, unknown = [], []
+    n = _count(train, 'train_images')
+    if n is None:
+        unknown.append('training images not recorded')
+    elif _differs(n, exp.train_images):
+        differs.append(f'{n} training images (paper: {exp.train_images}, {exp.dataset})')
+    iters, epochs = _count(train, 'max_iters'), _count(train, 'max_epochs')
+    if iters is None and epochs is None:
+        unknown.append('schedule not recorded')
+    elif (iters, epochs) != (exp.max_iters, exp.max_epochs):
+        differs.append(f'{_schedule_text(iters, epochs)} (paper: {_schedule_text(exp.max_iters, exp.max_epochs)})')
+    total = _count(train, 'total_batch')
+    if total is None:
+        unknown.append('GPUs not recorded' if train.get('batch_size') else 'batch size not recorded')
+    elif total != exp.total_batch:
+        differs.append(f'total batch {total} = {train.get("gpus")} GPU(s) × {train.get("batch_size")} '
+                       f'(paper: {exp.total_batch})')
+    return differs, unknown
+
+
+def check_setup(table: str, key: tuple, setup) -> tuple[str, list[str]]:
+    """How a result's ``setup`` (:func:`mixseg.provenance.result_setup`) compares with the paper's setup of its
+    row: ``('paper', [])``; ``('demo', reasons)`` (generated demo data); ``('nonstandard', reasons)`` (data or
+    schedule differs); ``('unknown', reasons)`` (not recorded, e.g. a results file of an older mixseg)."""
+    if not isinstance(setup, dict):
+        return 'unknown', ['no data/schedule recorded (a results file written before mixseg recorded them)']
+    exp = paper_setup(table, key)
+    train, test = (setup.get(k) if isinstance(setup.get(k), dict) else None for k in ('train', 'test'))
+    if train is not None:
+        differs, unknown = _train_deviations(train, exp)
+    else:
+        differs, unknown = [], ['the training run recorded no data/schedule (a checkpoint of an older run)']
+    val = _count(test or {}, 'images')
+    val = val if val is not None else _count(train or {}, 'val_images')
+    if val is None:
+        unknown.append('evaluated images not recorded')
+    elif _differs(val, exp.val_images):
+        differs.append(f'evaluated on {val} images (paper: {exp.val_images}, {exp.dataset})')
+    demo = (train or {}).get('demo') or (test or {}).get('demo')
+    if isinstance(demo, dict):
+        return 'demo', [f'generated demo data ({demo.get("dataset")}, size {demo.get("size")})'] + differs
+    return ('nonstandard' if differs else 'unknown' if unknown else 'paper'), differs + unknown
+
 
 def write_top1_result(backbone, dest, table_row: dict) -> Path:
     """Table D's cell of one pretraining as a results file (``dest``, the layout :func:`read_result` reads): the
@@ -149,7 +270,8 @@ def write_top1_result(backbone, dest, table_row: dict) -> Path:
                          'pretraining ran without validation')
     record = dict(config=meta.get('source_config'), checkpoint=str(backbone), tag=TOP1.tag, tta=False,
                   table_row=dict(table_row), metrics={'accuracy/top1': float(top1)},
-                  source='backbone file metadata', epochs=meta.get('epochs'), method=meta.get('method'))
+                  source='backbone file metadata', epochs=meta.get('epochs'), method=meta.get('method'),
+                  setup=dict(train=meta['setup'], test=None) if isinstance(meta.get('setup'), dict) else None)
     return atomic_write_text(dest, json.dumps(record, indent=2) + '\n')
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,22 +285,33 @@ class Result:
     tag: str
     metrics: dict
     path: Path
+    setup: dict | None = None      # what it was trained/tested on (mixseg.provenance.result_setup)
+    status: str = 'unknown'        # check_setup: 'paper' | 'demo' | 'nonstandard' | 'unknown'
+    reasons: tuple = ()            # check_setup: how the setup differs from the paper's, or what is unknown
+
+
+#: how the tables mark our number of a result that is not of the paper's setup
+MARKS = {'paper': '', 'unknown': '?', 'demo': '†', 'nonstandard': '*'}
+_MARK_TEXT = {'unknown': 'data/schedule unknown', 'demo': 'demo run: generated data, toy schedule',
+              'nonstandard': "not the paper's data/schedule (shown with --include-nonstandard)"}
+_RANK = {'paper': 0, 'unknown': 1, 'demo': 2, 'nonstandard': 2}   # which result fills a cell (then newest)
 
 
 @dataclass
 class Collection:
-    results: dict = field(default_factory=dict)   # (table, key, tag) -> Result (newest file wins)
+    results: dict = field(default_factory=dict)   # (table, key, tag) -> Result (best setup, then newest file)
     skipped: list = field(default_factory=list)   # (path, reason)
+    left_out: list = field(default_factory=list)  # Results not of the paper's setup, left out of the tables
 
 
-def _metric(metrics: dict, name: str):
+def _metric(metrics: dict, name: str, missing=None):
     """Look a metric up with or without an evaluator prefix ('coco/bbox_mAP' for 'bbox_mAP')."""
     if name in metrics:
         return metrics[name]
     for k, v in metrics.items():
         if k.rsplit('/', 1)[-1] == name:
             return v
-    return None
+    return missing
 
 
 def read_result(path: Path) -> Result:
@@ -195,11 +328,17 @@ def read_result(path: Path) -> Result:
                          '(set `table_row` in the config or with --cfg-options)')
     row = dict(row)
     table = row.pop('table')
-    return Result(table, _key(**row), record.get('tag') or Path(path).stem, record['metrics'], Path(path))
+    key = _key(**row)
+    status, reasons = check_setup(table, key, record.get('setup'))
+    return Result(table, key, record.get('tag') or Path(path).stem, record['metrics'], Path(path),
+                  record.get('setup'), status, tuple(reasons))
 
 
-def collect(work_dirs: Iterable[str | Path]) -> Collection:
-    """Scan work dirs (recursively) for ``results/*.json`` files."""
+def collect(work_dirs: Iterable[str | Path], include_nonstandard: bool = False) -> Collection:
+    """Scan work dirs (recursively) for ``results/*.json`` files. A cell takes the result of the paper's setup
+    over one of unknown setup over a demo or non-standard one, then the newest. Results whose data or schedule
+    differ from the paper's (:func:`check_setup`) go to ``left_out`` unless ``include_nonstandard``; demo
+    results (generated data) always show, marked."""
     col = Collection()
     files = []
     for wd in work_dirs:
@@ -216,8 +355,27 @@ def collect(work_dirs: Iterable[str | Path]) -> Collection:
         except ValueError as e:
             col.skipped.append((f, str(e)))
             continue
-        col.results[(r.table, r.key, r.tag)] = r
+        if r.status == 'nonstandard' and not include_nonstandard:
+            col.left_out.append(r)
+            continue
+        old = col.results.get((r.table, r.key, r.tag))
+        if old is None or _RANK[r.status] <= _RANK[old.status]:
+            col.results[(r.table, r.key, r.tag)] = r
     return col
+
+
+def unmatched(col: Collection) -> list[Result]:
+    """The results whose row their table has not (shown as extra rows, without published numbers)."""
+    return [r for (t, key, _), r in sorted(col.results.items(), key=lambda kv: str(kv[0]))
+            if key not in {row.key for row in TABLES[t].rows}]
+
+
+def describe_key(key: tuple) -> str:
+    """A row key in words: ``deit-t + TransMix`` (other fields appended, e.g. ``decoder=mask``)."""
+    k = dict(key)
+    method = k.pop('method', None)
+    text = str(k.pop('model', '?')) + (_METHOD_NAME.get(str(method), f' + {method}') if method else '')
+    return ' '.join([text, *(f'{f}={v}' for f, v in k.items())])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -341,6 +499,8 @@ def derived_row_of_checkpoint(checkpoint: str) -> tuple[dict, str | None]:
 class Cell:
     published: float | None
     ours: float | None
+    status: str | None = None   # the setup of our result (Result.status); None: no result
+    na: bool = False            # the result says the metric does not apply (e.g. top-5 of < 5 classes)
 
     @property
     def diff(self):
@@ -349,15 +509,25 @@ class Cell:
         return self.ours - self.published
 
 
+def table_rows(table: Table, col: Collection) -> tuple:
+    """The paper's rows, then an extra row (no published numbers) per result key the table has no row for."""
+    known = {row.key for row in table.rows}
+    extra = sorted({key for (t, key, _) in col.results if t == table.name and key not in known}, key=str)
+    blank = ('',) * (len(table.label_headers) - 1)
+    return table.rows + tuple(Row(key, (f'{describe_key(key)} (no paper row)', *blank),
+                                  (None,) * len(table.columns), extra=True) for key in extra)
+
+
 def build_table(table: Table, col: Collection) -> list[tuple[Row, list[Cell]]]:
     out = []
-    for row in table.rows:
+    for row in table_rows(table, col):
         cells = []
         for c, pub in zip(table.columns, row.published):
             r = col.results.get((table.name, row.key, c.tag))
-            v = _metric(r.metrics, c.metric) if r else None
+            v = _metric(r.metrics, c.metric, missing=Ellipsis) if r else Ellipsis
             ours = float(v) * c.scale if isinstance(v, (int, float)) and math.isfinite(v) else None
-            cells.append(Cell(pub, ours))
+            # present but no number ('n/a', null): the metric does not apply to the run
+            cells.append(Cell(pub, ours, r.status if r else None, na=v is not Ellipsis and ours is None))
         out.append((row, cells))
     return out
 
@@ -372,16 +542,41 @@ def cell_text(cell: Cell, reference: bool) -> str:
     if reference:
         return f'{_fmt(cell.published)} (ref.)'
     if cell.ours is None:
-        return f'{_fmt(cell.published)} / not run'
-    return f'{_fmt(cell.published)} / {_fmt(cell.ours)} / {_fmt(cell.diff, True)}'
+        return f'{_fmt(cell.published)} / {"n/a" if cell.na else "not run"}'
+    mark = MARKS.get(cell.status or 'paper', '')
+    return f'{_fmt(cell.published)} / {_fmt(cell.ours)}{mark} / {_fmt(cell.diff, True)}'
+
+
+def _where(r: Result) -> str:
+    return f'{describe_key(r.key)} [{r.tag}]: {"; ".join(r.reasons)} — {r.path}'
+
+
+def table_notes(table: Table, col: Collection) -> list[str]:
+    """What a reader of the table must know: results of no paper row (shown as extra rows), results left out
+    or marked because their data or schedule is not the paper's, results whose setup is unknown."""
+    mine = [r for (t, _, _), r in sorted(col.results.items(), key=lambda kv: str(kv[0])) if t == table.name]
+    notes = [f'not in any table: Table {table.name} has no row {describe_key(r.key)} [{r.tag}] — {r.path} '
+             '(shown as an extra row, without published numbers)' for r in unmatched(col) if r.table == table.name]
+    paper = paper_text(table.name)
+    demo = [r for r in mine if r.status == 'demo']
+    if demo:
+        notes.append(f'{MARKS["demo"]} {_MARK_TEXT["demo"]} ({len(demo)} result(s); the paper: {paper}): '
+                     f'{"; ".join(demo[0].reasons)}')
+    notes += [f'{MARKS[r.status]} {_MARK_TEXT[r.status]}: {_where(r)}' for r in mine
+              if r.status in ('nonstandard', 'unknown')]
+    notes += [f'left out, not the paper\'s data/schedule ({paper}; --include-nonstandard shows it marked '
+              f'{MARKS["nonstandard"]}): {_where(r)}' for r in col.left_out if r.table == table.name]
+    return notes
 
 
 def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> str:
     built = build_table(table, col)
+    notes = table_notes(table, col)
     if fmt == 'json':
-        return json.dumps(dict(table=table.name, title=table.title, note=note, rows=[
-            dict(row=dict(row.key), label=list(row.label), reference=row.reference,
-                 cells={c.name: dict(published=cell.published, ours=cell.ours, diff=cell.diff)
+        return json.dumps(dict(table=table.name, title=table.title, note=note, notes=notes, rows=[
+            dict(row=dict(row.key), label=list(row.label), reference=row.reference, extra=row.extra,
+                 cells={c.name: dict(published=cell.published, ours=cell.ours, diff=cell.diff, setup=cell.status,
+                                     na=cell.na)
                         for c, cell in zip(table.columns, cells)}) for row, cells in built]), indent=2)
     headers = list(table.label_headers) + [c.name for c in table.columns]
     if fmt == 'csv':
@@ -390,6 +585,7 @@ def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> st
             for kind in ('published', 'ours', 'diff'):
                 vals = [getattr(cell, kind) for cell in cells]
                 lines.append(','.join([*row.label, *('' if v is None else f'{v:.2f}' for v in vals), kind]))
+            lines.append(','.join([*row.label, *(cell.status or '' for cell in cells), 'setup']))
         return '\n'.join(lines)
     if fmt != 'md':
         raise ValueError(f'unknown format {fmt!r} (md, csv, json)')
@@ -398,24 +594,37 @@ def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> st
              '| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
     for row, cells in built:
         lines.append('| ' + ' | '.join([*row.label, *(cell_text(c, row.reference) for c in cells)]) + ' |')
+    if notes:
+        lines += [''] + [f'* {n}' for n in notes]
     return '\n'.join(lines)
 
 
 def render_tables(work_dirs: Iterable[str | Path], tables: Iterable[str], fmt: str = 'md', note: str = '',
-                  warn=None) -> tuple[Collection, str]:
+                  warn=None, include_nonstandard: bool = False) -> tuple[Collection, str]:
     """Collect the results under ``work_dirs`` and render the named tables as one text; every file or work dir
-    that :func:`collect` skipped is reported through ``warn`` (default: a line on stderr)."""
-    col = collect(work_dirs)
+    that :func:`collect` skipped, every result of no paper row and every result left out (not the paper's data
+    or schedule, unless ``include_nonstandard``) is reported through ``warn`` (default: a line on stderr)."""
+    tables = list(tables)
+    col = collect(work_dirs, include_nonstandard=include_nonstandard)
+    say = warn or (lambda msg: print(msg, file=sys.stderr))
     for path, why in col.skipped:
-        (warn or (lambda msg: print(msg, file=sys.stderr)))(f'warning: skipped {path}: {why}')
+        say(f'warning: skipped {path}: {why}')
+    for r in unmatched(col):
+        if r.table in tables:
+            say(f'note: not in any table: Table {r.table} has no row {describe_key(r.key)} — {r.path} (shown as '
+                'an extra row)')
+    for r in col.left_out:
+        if r.table in tables:
+            say(f'note: left out of Table {r.table} (not the paper\'s data/schedule; --include-nonstandard shows it): '
+                f'{_where(r)}')
     texts = [render(TABLES[t], col, fmt, note) for t in tables]
     return col, ('[\n' + ',\n'.join(texts) + '\n]' if fmt == 'json' else '\n\n'.join(texts))
 
 
 def missing_cells(table: Table, col: Collection) -> list[tuple[tuple, str]]:
-    """(row label, column) of every non-reference cell without a result."""
-    return [(row.label, c.name) for row, cells in build_table(table, col) if not row.reference
-            for c, cell in zip(table.columns, cells) if cell.ours is None]
+    """(row label, column) of every cell of a paper row (not a reference) without a result."""
+    return [(row.label, c.name) for row, cells in build_table(table, col) if not row.reference and not row.extra
+            for c, cell in zip(table.columns, cells) if cell.ours is None and not cell.na]
 
 
 def baseline_deltas(table: Table, col: Collection) -> list[tuple[str, str, float | None, float | None]]:
@@ -433,7 +642,7 @@ def baseline_deltas(table: Table, col: Collection) -> list[tuple[str, str, float
         for c, cell, bcell in zip(table.columns, cells, base[1]):
             pub = None if cell.published is None or bcell.published is None else cell.published - bcell.published
             ours = None if cell.ours is None or bcell.ours is None else cell.ours - bcell.ours
-            out.append((' '.join(row.label), c.name, pub, ours))
+            out.append((' '.join(row.label).strip(), c.name, pub, ours))
     return out
 
 
@@ -450,16 +659,19 @@ def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = 
     fig, axes = plt.subplots(len(tables), 2, figsize=(15, 4.2 * len(tables)), squeeze=False,
                              gridspec_kw=dict(width_ratios=(3, 2)))
     for (ax, dax), table in zip(axes, tables):
-        labels, pub, ours = [], [], []
+        labels, pub, ours, marks = [], [], [], set()
         for row, cells in build_table(table, col):
             if row.reference:
                 continue
             for c, cell in zip(table.columns, cells):
-                labels.append(f'{" ".join(row.label)}\n{c.name}')
+                labels.append(f'{" ".join(row.label).strip()}\n{c.name}{MARKS.get(cell.status or "paper", "")}')
+                marks.add(cell.status)
                 pub.append(cell.published if cell.published is not None else float('nan'))
                 ours.append(cell.ours if cell.ours is not None else float('nan'))
         _bars(ax, labels, pub, ours, ours_name)
-        ax.set_title(f'Table {table.name}: {table.title}', fontsize=9, loc='left')
+        legend = ', '.join(f'{MARKS[m]} {_MARK_TEXT[m]}' for m in ('demo', 'nonstandard', 'unknown') if m in marks)
+        ax.set_title(f'Table {table.name}: {table.title}' + (f'\nours marked: {legend}' if legend else ''),
+                     fontsize=9, loc='left')
         ax.set_ylabel('value')
         deltas = baseline_deltas(table, col)
         _bars(dax, [f'{r}\n{c}' for r, c, _, _ in deltas], [d[2] if d[2] is not None else float('nan') for d in deltas],

@@ -80,7 +80,7 @@ class BackboneExportHook(Hook):
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         for key, value in (metrics or {}).items():
             if key.split('/')[-1] == 'top1':
-                self.top1 = float(value)
+                self.top1 = float(value) if isinstance(value, (int, float)) else None   # ('n/a': one class)
 
     def after_train(self, runner) -> None:
         self.export(runner)
@@ -99,7 +99,8 @@ class BackboneExportHook(Hook):
         cfg_file = getattr(getattr(runner, 'cfg', None), 'filename', None)
         save_classifier_backbone(path, source, classifier_meta=classifier, method=self.method,
                                  epochs=runner.epoch, top1=self.top1, source_config=cfg_file,
-                                 iters=runner.iter, ema=ema_hook is not None)
+                                 iters=runner.iter, ema=ema_hook is not None,
+                                 setup=runner.message_hub.get_info('mixseg_setup'))  # mixseg.provenance.SETUP_KEY
         self.path = path
         print_log(f'backbone file written: {path} ({"EMA" if ema_hook is not None else "model"} weights, '
                   f'top1={self.top1})', logger='current')

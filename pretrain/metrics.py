@@ -7,6 +7,9 @@ from mmengine.evaluator import BaseMetric
 
 from .registry import METRICS
 
+#: the value of a top-k with no more classes than k (every prediction would count as right)
+NOT_APPLICABLE = 'n/a'
+
 
 @METRICS.register_module()
 class Accuracy(BaseMetric):
@@ -15,7 +18,8 @@ class Accuracy(BaseMetric):
     Consumes the per-sample predictions of :meth:`pretrain.classifier.MixClassifier.predict`:
     ``dict(gt_label=int, topk=[k best classes, best first])``. One result is kept per sample (a pair of
     booleans), so mmengine's distributed collection can drop the padding of the last batch exactly.
-    With fewer classes than k, top-k counts every sample as correct (the k best cover all classes).
+    With no more classes than k, the k best cover every class and top-k says nothing: it is reported as
+    ``'n/a'`` (not a number; mmengine logs it as text, and ``results/*.json`` and the tables show n/a).
     """
 
     default_prefix = 'accuracy'
@@ -33,11 +37,13 @@ class Accuracy(BaseMetric):
             gt = int(sample['gt_label'])
             ranked = [int(c) for c in sample['topk']]
             num_classes = sample.get('num_classes')
-            self.results.append(tuple(gt in ranked[:k] or (num_classes is not None and num_classes <= k)
+            # None: top-k is undefined for this model (n/a), kept per sample so the rank merge stays exact
+            self.results.append(tuple(None if num_classes is not None and num_classes <= k else gt in ranked[:k]
                                       for k in self.topk))
 
     def compute_metrics(self, results: list) -> dict:
         n = len(results)
         if n == 0:
             raise ValueError('Accuracy: no predictions were collected (empty validation set?)')
-        return {f'top{k}': 100.0 * sum(r[i] for r in results) / n for i, k in enumerate(self.topk)}
+        return {f'top{k}': NOT_APPLICABLE if any(r[i] is None for r in results)
+                else 100.0 * sum(r[i] for r in results) / n for i, k in enumerate(self.topk)}

@@ -147,5 +147,11 @@ def test_accuracy_metric():
     m.process(None, preds)
     assert m.compute_metrics(m.results) == {'top1': 50.0, 'top5': 75.0}
     m2 = Accuracy(topk=(1, 5))
-    m2.process(None, [dict(gt_label=2, topk=[0, 1, 2], num_classes=3)])  # 3 classes: top-5 is trivially right
-    assert m2.compute_metrics(m2.results) == {'top1': 0.0, 'top5': 100.0}
+    m2.process(None, [dict(gt_label=2, topk=[0, 1, 2], num_classes=3)])  # 3 classes: top-5 says nothing
+    assert m2.compute_metrics(m2.results) == {'top1': 0.0, 'top5': 'n/a'}
+    m3 = Accuracy(topk=(1, 5))   # exactly 5 classes: the 5 best are all of them, n/a too; 6 classes: a number
+    m3.process(None, [dict(gt_label=4, topk=[0, 1, 2, 3, 4], num_classes=5)])
+    assert m3.compute_metrics(m3.results) == {'top1': 0.0, 'top5': 'n/a'}
+    m4 = Accuracy(topk=(1, 5))
+    m4.process(None, [dict(gt_label=5, topk=[0, 1, 2, 3, 4], num_classes=6)])
+    assert m4.compute_metrics(m4.results) == {'top1': 0.0, 'top5': 0.0}

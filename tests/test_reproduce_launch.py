@@ -190,7 +190,7 @@ def test_submit_chains_jobs_and_rerun_reports_resubmits_and_writes_tables(tmp_pa
     assert rc == 0 and text.count('  done') == 5 and text.count('  skip (not needed') == 2   # 4 tests, pretraining
     for dec in ('Linear', 'Segmenter'):
         assert f'| DeiT-S + TransMix | {dec} | ' in text
-        assert re.search(rf'\| DeiT-S \+ TransMix \| {dec} \| [\d.]+ / 50\.0 / [+-][\d.]+ \| [\d.]+ / 51\.0 /',
+        assert re.search(rf'\| DeiT-S \+ TransMix \| {dec} \| [\d.]+ / 50\.0\? / [+-][\d.]+ \| [\d.]+ / 51\.0\? /',
                          (root / 'tables.md').read_text())
 
 
@@ -231,4 +231,4 @@ def test_submit_table_d_reports_missing_configs_and_reads_top1(tmp_path, monkeyp
     rp.main(['D', '--methods', 'mixpro', '--status', '--work-root', str(root)], out=lambda s: lines.append(s))
     text = '\n'.join(map(str, lines))
     assert 'top-1 D: DeiT-T / MixPro / MixPro  done' in text
-    assert '| DeiT-T | MixPro | MixPro | 73.8 / 73.5 / -0.3 |' in (root / 'tables.md').read_text()
+    assert '| DeiT-T | MixPro | MixPro | 73.8 / 73.5? / -0.3 |' in (root / 'tables.md').read_text()

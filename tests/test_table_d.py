@@ -102,7 +102,7 @@ def test_demo_fills_table_d_from_the_demo_pretrainings(tmp_path):
     assert cells['xcit-l24_mixpro'] == cells['deit-t_mixpro'] == top1[('vit-nano', 'mixpro')]
     assert cells['swin-t_tokenmix'] == cells['pvt-t_tokenmix'] == top1[('pvt-nano', 'tokenmix')]
     assert cells['ca-swin-s_transmix'] == top1[('pvt-nano', 'transmix')]
-    assert '| XCiT-L24 | MixPro | MixPro | 84.7 / 12.0 / -72.7 |' in '\n'.join(printed)
+    assert '| XCiT-L24 | MixPro | MixPro | 84.7 / 12.0? / -72.7 |' in '\n'.join(printed)
     assert (root / 'tables.md').is_file()
     # a rerun has nothing left to do
     again = lib.make_plan(['D'], demo=True, launcher='none', work_root=root, data_root=data)

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from mixseg.engine import write_results
-from mixseg.tables import (TABLE_A, TABLE_B, TABLE_C, TABLES, build_table, collect, missing_cells, render,
-                           render_tables)
+from mixseg.tables import (TABLE_A, TABLE_B, TABLE_C, TABLES, build_table, collect, missing_cells, paper_setup,
+                           render, render_tables)
 
 
 def test_published_numbers_match_papers():
@@ -25,9 +25,21 @@ def test_published_numbers_match_papers():
         assert all(len(r.published) == len(t.columns) for r in t.rows)
 
 
-def _run(root, name, tag, row, metrics):
+def paper_like(table, key=(), **change):
+    """A ``setup`` record (mixseg.provenance.result_setup) with the paper's data and schedule of ``table``."""
+    exp = paper_setup(table, key)
+    train = dict(data_root='/data', train_images=exp.train_images, val_images=exp.val_images,
+                 max_iters=exp.max_iters, max_epochs=exp.max_epochs, batch_size=exp.total_batch // 8, gpus=8,
+                 total_batch=exp.total_batch, demo=None, recorded='training run')
+    train.update(change)
+    return dict(train=train, test=dict(data_root='/data', images=exp.val_images, demo=None))
+
+
+def _run(root, name, tag, row, metrics, setup='paper'):
+    if setup == 'paper':
+        setup = paper_like(row['table'], tuple(sorted((k, v) for k, v in row.items() if k != 'table')))
     write_results(str(root / name), tag, config=f'{name}.py', checkpoint='x.pth', tta=tag == 'ms',
-                  metrics=metrics, table_row=row)
+                  metrics=metrics, table_row=row, setup=setup)
 
 
 def test_collect_complete_partial_missing(tmp_path):
@@ -72,7 +84,8 @@ def test_collect_complete_partial_missing(tmp_path):
     js = json.loads(render(TABLE_C, col, 'json'))
     assert js['table'] == 'C' and all(c['ours'] is None for r in js['rows'] for c in r['cells'].values())
     csv = render(TABLE_B, col, 'csv').splitlines()
-    assert csv[0].startswith('backbone,AP^b') and len(csv) == 1 + 3 * len(TABLE_B.rows)
+    assert csv[0].startswith('backbone,AP^b') and len(csv) == 1 + 4 * len(TABLE_B.rows)
+    assert 'MixPro-PVT-S,paper,paper,paper,paper,paper,paper,setup' in csv
 
 
 def test_tables_cli(tmp_path, repo_root):

@@ -1,10 +1,14 @@
 """Print the papers' downstream tables with our results beside the published numbers.
 
     python tools/tables.py WORK_DIR [WORK_DIR ...] [--tables A B C] [--format md|csv|json] [--plot out.png]
-        [--out FILE] [--note "toy-scale demo"]
+        [--out FILE] [--note "toy-scale demo"] [--include-nonstandard]
 
 Each cell: published / ours / difference; "not run" where no result was found. Runs are found through the
-``results/*.json`` files that tools/test.py writes (see mixseg/tables.py).
+``results/*.json`` files that tools/test.py writes (see mixseg/tables.py). A result whose row the paper's table
+has not is an extra row without published numbers (and listed: "not in any table"). A result trained or tested
+on other data or another schedule than the paper's (the setup recorded with it) is left out with a note, or with
+--include-nonstandard shown marked *; demo runs (generated data) show marked †, results of unknown setup (files
+of older runs) marked ?.
 """
 import argparse
 import os.path as osp
@@ -24,9 +28,12 @@ def main(argv=None):
     p.add_argument('--plot', help='write a bar plot per table to this PNG')
     p.add_argument('--out', help='also write the tables to this file')
     p.add_argument('--note', default='', help='label for our numbers, e.g. "toy-scale demo"')
+    p.add_argument('--include-nonstandard', action='store_true',
+                   help="also show results of other data or another schedule than the paper's (marked *)")
     args = p.parse_args(argv)
 
-    col, text = render_tables(args.work_dirs, args.tables, args.format, args.note)   # warnings on stderr
+    col, text = render_tables(args.work_dirs, args.tables, args.format, args.note,   # warnings on stderr
+                              include_nonstandard=args.include_nonstandard)
     print(text)
     for t in args.tables:
         missing = missing_cells(TABLES[t], col)

@@ -23,6 +23,7 @@ import mixseg  # noqa: E402,F401
 from mixseg.checkpoint import CheckpointError  # noqa: E402
 from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
+from mixseg.provenance import result_setup  # noqa: E402
 from mixseg.run_guard import prepare_testing  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def main(argv=None):
     if get_rank() == 0:
         tag = args.tag or ('ms' if args.tta else 'ss')
         out = write_results(cfg.work_dir, tag, config=args.config, checkpoint=args.checkpoint, tta=args.tta,
-                            metrics=metrics, table_row=table_row)
+                            metrics=metrics, table_row=table_row, setup=result_setup(args.checkpoint, cfg, runner))
         print(f'results written to {out}')
     return metrics
 
