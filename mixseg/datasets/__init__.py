@@ -13,6 +13,12 @@
 from .transforms import CheckedLoadImageFromFile, CheckSegLabels  # noqa: F401
 
 try:
+    from .seg import FolderSegDataset  # noqa: F401
+except ModuleNotFoundError as e:  # mmseg not installed: detection-only environments
+    if not (e.name or '').split('.')[0] == 'mmseg':
+        raise
+
+try:
     from .coco import CheckedCocoDataset, CheckedCocoMetric  # noqa: F401
 except ModuleNotFoundError as e:  # mmdet not installed: segmentation-only environments
     if not (e.name or '').split('.')[0] == 'mmdet':
