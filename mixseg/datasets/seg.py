@@ -16,8 +16,7 @@ import mmengine
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-#: image extensions read (compared case-insensitively); OpenCV decodes all of them
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+from .roots import IMAGE_EXTENSIONS  # the image extensions read (case-insensitively); OpenCV decodes them all
 
 
 def _listing(files, limit=5) -> str:
