@@ -66,3 +66,16 @@ def test_broken_file_refused_by_name(tmp_path):
     data['annotations'][0]['image_id'] = 99
     report = _check(tmp_path, data)
     assert 'refer to image ids not in "images"' in report['errors'][0]
+
+
+def test_shipped_own_coco_config_sets_heads_datasets_and_evaluator_together(repo_root):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(repo_root / 'configs/own_data/mask-rcnn_pvt-s_fpn_own-coco.py'))
+    n = len(cfg.classes)
+    assert cfg.model.roi_head.bbox_head.num_classes == n and cfg.model.roi_head.mask_head.num_classes == n
+    for split in ('train', 'val', 'test'):
+        ds = cfg[f'{split}_dataloader'].dataset
+        assert tuple(ds.metainfo.classes) == tuple(cfg.classes) and ds.data_root == cfg.data_root
+        assert ds.degenerate_boxes == 'raise'
+    assert cfg.test_evaluator.ann_file == cfg.data_root + cfg.test_dataloader.dataset.ann_file
+    assert cfg.table_row is None  # own data lands in no paper table
