@@ -141,3 +141,21 @@ def test_shipped_own_classes_config_sets_head_and_dataset_together():
         assert ds.type == 'FolderSegDataset' and tuple(ds.metainfo.classes) == tuple(cfg.classes)
         checks = [t for t in ds.pipeline if t['type'] == 'CheckSegLabels']
         assert checks and all('num_classes' not in t for t in checks)  # follows the dataset
+
+
+def test_num_classes_option_advice_is_itself_accepted():
+    """`--cfg-options num_classes=3` is refused; every entry the refusal advises must be accepted in turn (the
+    old advice, `train_pipeline.2.num_classes`, named a config variable the same check refuses)."""
+    import re
+
+    from mmengine.config import Config
+
+    from mixseg.cfg_checks import check_cfg_options, unread_options
+    config = ROOT / 'configs/segmenter/segmenter-linear_deit-s_8xb2-80k_pascal-context-59-480x480.py'
+    cfg = Config.fromfile(str(config))
+    (msg,) = unread_options(cfg, {'num_classes': 3})
+    advised = re.findall(r'([\w.]+)=3', msg.split('instead: ', 1)[1])
+    assert 'model.decode_head.num_classes' in advised and 'train_dataloader.dataset.pipeline.2.num_classes' in advised
+    assert not any(a.startswith(('train_pipeline', 'test_pipeline')) for a in advised), advised
+    check_cfg_options(cfg, {a: 3 for a in advised}, str(config))  # accepted
+    assert 'docs/OWN_DATA.md' in msg
