@@ -57,10 +57,13 @@ def unread_options(cfg, options: Mapping, known: Iterable[str] | None = None) ->
         if top == 'data_root':
             fix = 'use --data-root DIR, which points every dataloader and evaluator at DIR'
         else:
-            paths = _paths_named(data, top)
+            # only entries something reads (a path inside another config variable would be refused in turn)
+            paths = [p for p in _paths_named(data, top, limit=1000) if p.split('.', 1)[0] in known][:5]
             fix = (f'set the entry that uses it instead: {" / ".join(f"{p}={value}" for p in paths)}' if paths else
                    'set the entries that use it instead (or change the variable in a config file that inherits '
                    'this one with _base_)')
+        if top in ('num_classes', 'classes'):
+            fix += '; for classes of your own: docs/OWN_DATA.md (one `classes` line sets dataset, label check and head)'
         problems.append(f'--cfg-options {key}={value}: nothing reads the top-level key {top!r} ({where}), so it '
                         f'would change nothing; {fix}')
     return problems

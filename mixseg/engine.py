@@ -221,11 +221,16 @@ def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> 
                     f'{config_path}: {split}_dataloader: data root {root!r} ({ds.get("type")}) does not exist. '
                     f'Put the dataset there, point the tool at it with --data-root DIR, or generate the '
                     f'demo data with `python tools/make_demo_data.py --out data/demo`.')
+            if root and ds.get('data_prefix'):  # mmseg/mmdet datasets: their folders, and images they'd skip
+                from .datasets.roots import check_prefix_folders, check_skipped_images
+                check_prefix_folders(ds, f'{config_path}: {split}_dataloader')
+                check_skipped_images(ds, f'{config_path}: {split}_dataloader')
             ann = ds.get('ann_file')
             if root and ann and not osp.isabs(ann) and not osp.exists(osp.join(root, ann)):
+                from .datasets.roots import how_to_make
                 raise FileNotFoundError(
                     f'{config_path}: {split}_dataloader: annotation file {osp.join(root, ann)!r} '
-                    f'({ds.get("type")}) does not exist.')
+                    f'({ds.get("type")}) does not exist.{how_to_make(ann)}')
 
 
 def enable_amp(cfg, amp: str = 'fp16') -> None:

@@ -170,3 +170,121 @@ class CheckedCocoDataset(CocoDataset):
             if reason:
                 self._dropped.append(f'id {ann.get("id")} ({reason})')
         return super().parse_data_info(raw_data_info)
+
+
+# --- ground truth as prediction: an annotation file evaluated against itself ---------------------------------
+
+def coco_structure_problems(data: dict, ann_file: str, max_dets: int = 1000) -> tuple[list, list]:
+    """(errors, notes) about a COCO file's structure that make an evaluation against it fail or score below
+    what the predictions deserve; errors stop the self-check, notes explain an AP below 1."""
+    from collections import Counter
+    errors, notes = [], []
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            errors.append(f'{ann_file}: no {key!r} list')
+    if errors:
+        return errors, notes
+    img_ids = {im.get('id') for im in data['images']}
+    cat_ids = {c.get('id') for c in data['categories']}
+    anns = data['annotations']
+    no_img = [a.get('id') for a in anns if a.get('image_id') not in img_ids]
+    if no_img:
+        errors.append(f'{ann_file}: {len(no_img)} annotations refer to image ids not in "images" (annotation ids '
+                      f'{no_img[:5]})')
+    no_cat = [a.get('id') for a in anns if a.get('category_id') not in cat_ids]
+    if no_cat:
+        errors.append(f'{ann_file}: {len(no_cat)} annotations have a category id not in "categories" (annotation '
+                      f'ids {no_cat[:5]})')
+    no_area = [a.get('id') for a in anns if not isinstance(a.get('area'), (int, float))]
+    if no_area:
+        errors.append(f'{ann_file}: {len(no_area)} annotations have no numeric "area" (pycocotools needs it; '
+                      f'annotation ids {no_area[:5]})')
+    dup = [i for i, n in Counter(a.get('id') for a in anns).items() if n > 1]
+    if dup:
+        errors.append(f'{ann_file}: {len(dup)} annotation ids are used more than once (e.g. '
+                      f'{sorted(dup, key=str)[:5]}): mmdet refuses the file, and pycocotools keeps one annotation '
+                      f'per id; give every annotation its own id')
+    if any(isinstance(a.get('id'), int) and a['id'] < 1 for a in anns):
+        notes.append('annotation ids start below 1: pycocotools reads id 0 as "unmatched" (mmdet\'s CocoMetric '
+                     'would count a correct detection of it as a false positive); CheckedCocoMetric, used here and '
+                     'in the configs, renumbers them')
+    dup_names = [n for n, k in Counter(c.get('name') for c in data['categories']).items() if k > 1]
+    if dup_names:
+        notes.append(f'category names used twice: {dup_names[:5]}; mmdet finds categories by name')
+    per_img = Counter(a.get('image_id') for a in anns if not a.get('iscrowd', 0))
+    crowded = {i: n for i, n in per_img.items() if n > max_dets}
+    if crowded:
+        names = {im.get('id'): im.get('file_name') for im in data['images']}
+        notes.append(f'{len(crowded)} images have more than {max_dets} annotations, the most detections '
+                     f'mmdet\'s COCO metric keeps per image (maxDets, its proposal_nums[-1]): '
+                     + ', '.join(f'{names.get(i)} ({n})' for i, n in list(crowded.items())[:5]))
+    return errors, notes
+
+
+def _gt_as_predictions(coco, data: dict, metrics) -> list:
+    """One mmdet data sample per image whose predictions are its non-crowd annotations (score 1)."""
+    import numpy as np
+    import torch
+    order = [c['id'] for c in data['categories']]
+    by_img = {im['id']: [] for im in data['images']}
+    for a in data['annotations']:
+        if not a.get('iscrowd', 0):
+            by_img[a['image_id']].append(a)
+    samples = []
+    for im in data['images']:
+        anns = by_img[im['id']]
+        boxes = np.array([[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3]]
+                          for a in anns], np.float64).reshape(-1, 4)
+        pred = dict(bboxes=torch.from_numpy(boxes), scores=torch.ones(len(anns), dtype=torch.float64),
+                    labels=torch.tensor([order.index(a['category_id']) for a in anns], dtype=torch.long))
+        if 'segm' in metrics:
+            pred['masks'] = [coco.annToRLE(a) for a in anns]
+        samples.append(dict(pred_instances=pred, img_id=im['id'], ori_shape=(im['height'], im['width'])))
+    return samples
+
+
+def coco_self_check(ann_file: str, metrics=('bbox', 'segm')) -> dict:
+    """Evaluate a COCO annotation file against itself with the project's metric (mmdet's CocoMetric through
+    :class:`CheckedCocoMetric`): every AP must be 1.0. Returns ``dict(ok, metrics, per_category, errors,
+    notes)``; ``notes`` say why an AP is below 1 where a known cause is found, ``per_category`` lists the
+    categories below 1. Errors in the file (those :class:`CheckedCocoDataset` refuses, broken references)
+    are reported in ``errors`` and nothing is evaluated.
+
+    Written here because neither pycocotools nor mmdet has such a check; it tells whether a low AP on
+    one's own data comes from the file (ids, crowded images, categories) or from the model.
+    """
+    from mmdet.datasets.api_wrappers import COCO
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        return dict(ok=False, metrics={}, per_category={}, errors=[f'{ann_file}: not valid JSON ({e})'], notes=[])
+    errors, notes = coco_structure_problems(data, ann_file, max_dets=CocoMetric(ann_file=None).proposal_nums[-1])
+    if not errors:
+        names = tuple(c['name'] for c in data['categories'])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                CheckedCocoDataset(ann_file=ann_file, metainfo=dict(classes=names), data_prefix=dict(img=''),
+                                   pipeline=[], test_mode=True)
+        except ValueError as e:
+            errors.append(str(e))
+    if errors:
+        return dict(ok=False, metrics={}, per_category={}, errors=errors, notes=notes)
+    segm = all(a.get('segmentation') for a in data['annotations'] if not a.get('iscrowd', 0))
+    metrics = [m for m in metrics if m != 'segm' or segm]
+    if not segm:
+        notes.append('not every annotation has a segmentation: mask AP not evaluated')
+    results, per_category = {}, {}
+    for metric in metrics:
+        evaluator = CheckedCocoMetric(ann_file=ann_file, metric=metric, classwise=True)
+        evaluator.dataset_meta = dict(classes=names)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            evaluator.process({}, _gt_as_predictions(COCO(ann_file), data, metrics))
+            out = evaluator.compute_metrics(evaluator.results)
+        results[f'{metric}_mAP'] = out[f'{metric}_mAP']
+        per_category[metric] = {k[:-len('_precision')]: v for k, v in out.items()
+                                if k.endswith('_precision') and 0 <= v < 1}
+    ok = all(v == 1.0 for v in results.values())
+    return dict(ok=ok, metrics=results, per_category=per_category, errors=[], notes=notes)

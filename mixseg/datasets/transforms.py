@@ -109,14 +109,26 @@ class CheckSegLabels(BaseTransform):
     value reaches the loss as an out-of-range target (an IndexError without a file name on CPU, a
     device-side assert on GPU) or silently skews the metric. The messages give the raw values in the PNG
     (before ``reduce_zero_label``).
+
+    ``num_classes=None``: the dataset's number of classes, which ``FolderSegDataset`` puts into each sample
+    (a config then names its classes once, in the dataset's ``metainfo``).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
-        self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)
+    def __init__(self, num_classes: int | None = None, ignore_index: int = 255):
+        self._num_classes = None if num_classes is None else int(num_classes)
+        self.ignore_index = int(ignore_index)
+
+    @property
+    def num_classes(self):
+        return self._num_classes
 
     def transform(self, results: dict) -> dict:
         seg = results['gt_seg_map']
         where = results.get('seg_map_path', 'segmentation map')
+        n = self._num_classes if self._num_classes is not None else results.get('num_classes')
+        if n is None:
+            raise ValueError(f'{where}: CheckSegLabels has no num_classes: give it num_classes=N, or use a dataset '
+                             f'that names its classes (FolderSegDataset with metainfo=dict(classes=...))')
         if seg.ndim != 2:
             what = f'{seg.shape[2]} channels' if seg.ndim == 3 else f'shape {seg.shape}'
             raise ValueError(
@@ -128,16 +140,17 @@ class CheckSegLabels(BaseTransform):
                 f'{where} ({seg.shape[1]}×{seg.shape[0]}) and its image {results.get("img_path")} '
                 f'({img_shape[1]}×{img_shape[0]}) differ in size (width×height); labels must be pixel-aligned '
                 f'with the image')
-        bad = np.unique(seg[(seg >= self.num_classes) & (seg != self.ignore_index)])
+        bad = np.unique(seg[(seg >= n) & (seg != self.ignore_index)])
         if bad.size:
             reduced = bool(results.get('reduce_zero_label'))
             raw = (bad + 1) if reduced else bad
             raise ValueError(
                 f'{where}: label values {raw[:8].tolist()} '
-                f'are outside the dataset\'s {self.num_classes} classes '
-                f'(valid raw values: {"1..%d, 0 = ignore" % self.num_classes if reduced else "0..%d" % (self.num_classes - 1)}'
-                f', {self.ignore_index} = ignore)')
+                f'are outside the dataset\'s {n} classes '
+                f'(valid raw values: {"1..%d, 0 = ignore" % n if reduced else "0..%d" % (n - 1)}'
+                f', {self.ignore_index} = ignore); map the labels to these values or name more classes '
+                f'(docs/OWN_DATA.md)')
         return results
 
     def __repr__(self):
-        return f'{type(self).__name__}(num_classes={self.num_classes}, ignore_index={self.ignore_index})'
+        return f'{type(self).__name__}(num_classes={self._num_classes}, ignore_index={self.ignore_index})'
