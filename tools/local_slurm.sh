@@ -134,9 +134,10 @@ stop() {
   say "stopped (munged left running)"
 }
 
-status() {
-  if ready; then sinfo -p cpu; return 0; fi
-  say "not running"; return 1
+status() {   # 0: this script's Slurm answers (not another cluster's configuration)
+  if [ -e "$CONF" ] && ours && ready; then sinfo -p cpu; return 0; fi
+  if [ -e "$CONF" ] && ! ours; then say "$CONF is another Slurm's configuration"; else say "not running"; fi
+  return 1
 }
 
 case "${1:-}" in

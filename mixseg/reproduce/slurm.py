@@ -216,7 +216,8 @@ def _load_records(path: Path) -> dict:
 
 def _recorded_state(s: Step, rec: dict, states: dict, errors: dict, work_root: Path) -> tuple[str, str, str]:
     """(kind, text, job id) of a step with a recorded job: 'active' | 'failed' (ended without its outputs, or
-    ran other options) | 'unknown' (squeue failed; or the job ended and neither sacct nor its log tells how)."""
+    ran other options) | 'unknown' (squeue failed; or the job ran and neither sacct nor its log tells how it
+    ended). A job squeue no longer knows and that wrote no log never started: 'failed'."""
     job = str(rec['job'])
     log = work_root / 'logs' / f'{s.name}.{job}.log'
     if errors.get('squeue'):
@@ -234,9 +235,16 @@ def _recorded_state(s: Step, rec: dict, states: dict, errors: dict, work_root: P
         return 'failed', f'job {job} completed without writing {", ".join(rel(o) for o in s.outputs)}', job
     if state:
         return 'failed', f'failed (job {job} {state}; log {rel(log)})', job
-    why = errors.get('sacct', 'sacct does not know it').splitlines()[0]
+    if not log.exists():   # Slurm opens the log when the job starts: it never ran, and never will
+        return 'failed', f'job {job} ended without starting (no log {rel(log)}; cancelled while queued?)', job
+    why = f'no state from sacct ({_answer(errors["sacct"])})' if errors.get('sacct') else 'unknown to sacct'
     return 'unknown', (f'state unknown (job {job} ended: not in squeue; {why}; no exit line in {rel(log)})'
                        + _progress(s)), job
+
+
+def _answer(error: str) -> str:
+    """What a failed Slurm command answered (its first line, without our 'X failed (exit status N): ')."""
+    return error.split('): ', 1)[-1].splitlines()[0]
 
 
 def _run_instant(s: Step, work_root: Path, out, head: str) -> bool:
@@ -400,6 +408,6 @@ def _summary(out, *, dry_run, status, frozen, errors, counts, slurm_dir, records
             f'{rel(records_path)}. Rerun the same command (or add --status) for the states and the tables.')
     if unknown and not frozen:
         out(f'{unknown} step(s) with a job in an unknown state are not resubmitted' + (
-            f' (sacct: {errors["sacct"].splitlines()[0]})' if errors.get('sacct') else '')
+            f' (sacct: {_answer(errors["sacct"])})' if errors.get('sacct') else '')
             + f': look at their logs; when such a job has ended, delete its entry from {rel(records_path)} to '
             'submit the step again.')
