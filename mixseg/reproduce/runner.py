@@ -117,10 +117,10 @@ def _group(step: 'Step') -> str:
     return f'test-{"ms" if "--tta" in step.argv else "ss"}-{scope}'
 
 
-def describe(step: Step, i: int, n: int) -> str:
+def describe(step: Step, i: int, n: int, unit: str = 'GPU') -> str:
     head = f'[{i:>{len(str(n))}}/{n}] {step.title}'
     if step.script and step.command[0] != 'python':
-        head += f'  ({step.gpus} GPU{"s" if step.gpus > 1 else ""}'
+        head += f'  ({step.gpus} {unit}{"s" if step.gpus > 1 else ""}'
         head += f' × {step.batch} = {step.gpus * step.batch})' if step.batch else ')'
     return head
 

@@ -310,7 +310,7 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
             _run(['scancel', job], 'scancel')
 
     for i, s in enumerate(steps):
-        head = describe(s, i + 1, n)
+        head = describe(s, i + 1, n, 'CPU task' if gpus_per_node == 0 else 'GPU')
         kind, text, job = state_of(i)
         if kind in ('done', 'skip'):
             out(f'{head}  {text}')
