@@ -106,7 +106,8 @@ ready() {   # the controller answers and the node is up (idle, mixed or allocate
 
 start() {
   mkdir -p "$STATE"
-  if ours && [ -e "$CONF" ] && ready; then say "running (partition cpu)"; return 0; fi
+  ours || { say "$CONF exists and was not written by this script: not touching it"; return 1; }
+  if [ -e "$CONF" ] && ready; then say "running (partition cpu)"; return 0; fi
   install || return 1
   write_conf || return 1
   start_munge || return 1
