@@ -111,7 +111,8 @@ start() {
   install || return 1
   write_conf || return 1
   start_munge || return 1
-  pid_alive "$STATE/slurmctld.pid" || slurmctld -i || { say "slurmctld did not start; see $STATE/slurmctld.log"; return 1; }
+  pid_alive "$STATE/slurmctld.pid" || slurmctld -i \
+    || { say "slurmctld did not start; see $STATE/slurmctld.log"; return 1; }
   pid_alive "$STATE/slurmd.pid" || slurmd || { say "slurmd did not start; see $STATE/slurmd.log"; return 1; }
   for _ in $(seq 60); do
     if ready; then say "running (partition cpu, $(nproc --all) CPUs)"; return 0; fi

@@ -1,6 +1,6 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT] | --resume-if-any] [--amp [{fp16,bf16}]]
+    python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]]
         [--compile] [--auto-scale-lr] [--tensorboard] [--overwrite-work-dir] [--allow-partial-load] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
