@@ -328,7 +328,7 @@ def amp_option(args) -> Optional[str]:
     a GPU launcher, fp32 otherwise; ``--amp off`` / ``fp16`` / ``bf16`` choose."""
     choice = getattr(args, 'amp', None)
     if choice is None:   # (--gpus 0: CPU jobs)
-        choice = 'auto' if not args.demo and args.launcher != 'none' and args.gpus != 0 else 'off'
+        choice = 'auto' if not args.demo and args.launcher != 'none' and getattr(args, 'gpus', None) != 0 else 'off'
     return None if choice == 'off' else '' if choice == 'auto' else choice
 
 
