@@ -6,6 +6,7 @@
     python tools/reproduce.py A B C D --demo        # the same pipeline on the tiny demo models and data
     python tools/reproduce.py A --submit [--partition P]   # Slurm: one sbatch job per step, then return
     python tools/reproduce.py A --status                   # their states; the tables once results exist
+    python tools/reproduce.py A --demo --methods baseline --submit --partition cpu   # the chain on CPU jobs
 
 Tables (mixseg.tables.TABLES; the reference rows are quoted, not run):
   A  Pascal Context 59, DeiT-S, linear and Segmenter mask decoders × baseline / TransMix / MixPro, mIoU, +MS
@@ -29,9 +30,13 @@ total batch then differs from the one the config's lr belongs to, the training r
 the GPU has; ``--amp fp16|bf16|off`` chooses). Launchers:
 ``pytorch`` → ``bash tools/dist_train.sh CFG 8 ...``, ``slurm`` → ``GPUS=8 bash tools/slurm_train.sh P JOB CFG
 WORK ...``, ``none`` → ``python tools/train.py ...`` (one process). ``--submit``: every step an sbatch job
-(``srun ... --launcher slurm``, ``MASTER_PORT`` from the job id) chained with ``--dependency=afterok``, job ids
-printed, the driver returns; running it again (or ``--status``) reports each step from its work dir and
-squeue/sacct, resubmits what failed and writes the tables (``mixseg.reproduce.slurm``).
+(``srun ... --launcher slurm``, ``MASTER_PORT`` from the job id, the interpreter running this script or
+``--python``) chained with ``--dependency=afterok``, job ids printed, the driver returns; running it again (or
+``--status``) reports each step from its work dir, squeue/sacct and the job's log, resubmits what failed (a
+training continues from its checkpoint: ``--resume-if-any``) and writes the tables; a job whose state is
+unknown (squeue failing; no accounting and no exit line in its log) is never resubmitted
+(``mixseg.reproduce.slurm``). ``--submit --demo``: the demo as CPU jobs (``--gpus 0``), e.g. on the
+single-node Slurm of ``tools/local_slurm.sh``.
 
 A step is skipped when its outputs exist (backbone file; the transfer's final ``iter_N.pth`` / ``epoch_N.pth``;
 ``results/ss.json`` / ``results/ms.json``) or when nothing downstream still needs it, so a killed table run
@@ -59,6 +64,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
 
 from mixseg.reproduce import DEMO_SCHEDULE, METHODS, parse_demo_schedule, reproduce  # noqa: E402
+from mixseg.reproduce.slurm import CPUS_PER_CPU_TASK, CPUS_PER_GPU  # noqa: E402
 from mixseg.tables import TABLES  # noqa: E402
 
 
@@ -69,7 +75,9 @@ def parse_args(argv=None):
     p.add_argument('--methods', nargs='+', choices=METHODS, help='only the rows of these pretraining methods')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default=None,
                    help='default: pytorch (dist_train.sh), with --demo: none (inside this process)')
-    p.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: the papers\' 8)')
+    p.add_argument('--gpus', type=int, default=None,
+                   help='GPUs per run (default: the papers\' 8); --submit --gpus 0: CPU jobs (no gres, one task per '
+                        'run; the default of --submit --demo)')
     p.add_argument('--partition', help='Slurm partition (--launcher slurm)')
     p.add_argument('--amp', nargs='?', const='auto', choices=['auto', 'fp16', 'bf16', 'off'], default=None,
                    help='mixed precision of the trainings (tools/train.py --amp); default: auto (the best the GPU '
@@ -81,7 +89,12 @@ def parse_args(argv=None):
     p.add_argument('--status', action='store_true', help='Slurm: report the states of the submitted steps, write '
                                                          'the tables; submit nothing')
     p.add_argument('--gpus-per-node', type=int, default=8, help='--submit: GPUs of a node (default 8)')
-    p.add_argument('--cpus-per-task', type=int, default=5, help='--submit: CPUs per GPU task (default 5)')
+    p.add_argument('--cpus-per-task', type=int, default=None,
+                   help=f'--submit: CPUs per task (default {CPUS_PER_GPU} per GPU task, one per loader worker: '
+                        f'tools/slurm_defaults.sh; CPU jobs {CPUS_PER_CPU_TASK})')
+    p.add_argument('--python', default=sys.executable, metavar='PATH',
+                   help='--submit: the Python the jobs run on the nodes (default: this one, %(default)s; '
+                        'MIXSEG_PYTHON on a node overrides it)')
     p.add_argument('--sbatch-args', nargs='+', default=[], metavar='ARG',
                    help='--submit: more sbatch options for every job, e.g. --sbatch-args=--time=72:00:00 '
                         '--account=me')
@@ -109,14 +122,16 @@ def parse_args(argv=None):
         args.tables = sorted(TABLES)
     args.tables = list(dict.fromkeys(args.tables))
     if args.submit or args.status:
-        if args.demo or args.launcher not in (None, 'slurm'):
-            p.error('--submit/--status submit Slurm jobs: not with --demo or another --launcher')
+        if args.launcher not in (None, 'slurm'):
+            p.error('--submit/--status submit Slurm jobs: not with another --launcher')
         args.launcher = 'slurm'
+        if args.demo and args.gpus is None:   # the demo on a CPU partition: CPU jobs
+            args.gpus = 0
     args.launcher = args.launcher or ('none' if args.demo else 'pytorch')
     if args.launcher == 'slurm' and not args.partition and not (args.submit or args.status):
         p.error('--launcher slurm needs --partition')
-    if args.gpus is not None and args.gpus < 1:
-        p.error('--gpus must be ≥ 1')
+    if args.gpus is not None and args.gpus < (0 if args.submit or args.status else 1):
+        p.error('--gpus must be ≥ 1 (0, CPU jobs: only with --submit)')
     inproc = args.demo and args.launcher == 'none' and not args.subprocess
     args.jobs = args.jobs or (2 if inproc else 1)
     if args.threads is None and inproc and args.jobs > 1:

@@ -3,8 +3,10 @@
 #   [GPUS=8 ...] bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
 set -x
 PARTITION=$1; JOB_NAME=$2; CONFIG=$3; CHECKPOINT=$4; shift 4
-# CPUS_PER_TASK: one per data-loader worker (stage-1 configs: 10 per GPU, DeiT's); the tools cap num_workers at it
-GPUS=${GPUS:-8}; GPUS_PER_NODE=${GPUS_PER_NODE:-8}; CPUS_PER_TASK=${CPUS_PER_TASK:-10}; SRUN_ARGS=${SRUN_ARGS:-""}
+# CPUS_PER_TASK: one per data-loader worker, default CPUS_PER_GPU of tools/slurm_defaults.sh (the README's loader
+# measurement; reproduce.py --submit uses the same); the tools cap num_workers at it
+. "$(dirname "$0")/slurm_defaults.sh"
+GPUS=${GPUS:-8}; GPUS_PER_NODE=${GPUS_PER_NODE:-8}; CPUS_PER_TASK=${CPUS_PER_TASK:-$CPUS_PER_GPU}; SRUN_ARGS=${SRUN_ARGS:-""}
 # a rendezvous port per job (inside an allocation; otherwise the tools derive it from the job id)
 [ -n "${SLURM_JOB_ID:-}" ] && export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 10000))}
 DIR=$(cd "$(dirname "$0")" && pwd)

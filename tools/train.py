@@ -8,7 +8,8 @@
 Without a GPU set CUDA_VISIBLE_DEVICES=-1; multi-process CPU runs use gloo (see mixseg.engine). On GPUs see
 mixseg.gpu (TF32, fused AdamW, --amp, --deterministic, --compile).
 A work dir holding another run is refused (``--resume`` continues it, ``--overwrite-work-dir`` replaces it);
-``--resume`` with nothing to resume is an error; ``load_from`` must fit the model (``--allow-partial-load``).
+``--resume`` with nothing to resume is an error (``--resume-if-any``: resume when there is a checkpoint, else
+start); ``load_from`` must fit the model (``--allow-partial-load``).
 See mixseg.run_guard.
 """
 import argparse
@@ -35,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help='resume from CKPT, or with no value from the latest checkpoint in the work dir (an error if '
                    'there is none)')
+    p.add_argument('--resume-if-any', action='store_true',
+                   help='resume from the work dir\'s last_checkpoint if it has one, else start from scratch (the '
+                   'Slurm jobs of reproduce.py --submit, which may be requeued or resubmitted)')
     p.add_argument('--overwrite-work-dir', action='store_true',
                    help='replace the run the work dir holds (its checkpoints, backbone files and results are deleted)')
     p.add_argument('--allow-partial-load', action='store_true',
@@ -58,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args(argv)
+    if args.resume_if_any and args.resume is not None:
+        p.error('--resume-if-any and --resume: give one of them')
     gpu.set_launcher_env(args.launcher, args.local_rank)
     if args.deterministic:
         gpu.deterministic_env()  # before CUDA starts
@@ -77,8 +83,22 @@ def enable_auto_scale_lr(cfg, config_path):
     cfg.auto_scale_lr = dict(cfg.auto_scale_lr, enable=True)
 
 
+def resolve_resume_if_any(cfg, args) -> None:
+    """``--resume-if-any`` → ``--resume`` when the work dir has a ``last_checkpoint`` or a checkpoint (the
+    checks of ``--resume`` then apply), else a fresh start; the option itself is dropped (it is no part of
+    what the run computes)."""
+    from pathlib import Path
+    wd = Path(cfg.work_dir)
+    found = (wd / 'last_checkpoint').exists() or any(wd.glob('*.pth'))
+    args.resume, args.resume_if_any = ('auto' if found else None), False
+    print('mixseg: --resume-if-any: ' + (f'resuming from the checkpoint in {wd}' if found else
+                                        f'no checkpoint in {wd}: training from scratch'), flush=True)
+
+
 def build_cfg(args):
     cfg = load_config(args)
+    if args.resume_if_any:
+        resolve_resume_if_any(cfg, args)
     if args.amp:
         enable_amp(cfg, gpu.amp_for_config(args.amp, cfg, args.config))
     if args.auto_scale_lr:

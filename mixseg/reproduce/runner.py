@@ -117,10 +117,10 @@ def _group(step: 'Step') -> str:
     return f'test-{"ms" if "--tta" in step.argv else "ss"}-{scope}'
 
 
-def describe(step: Step, i: int, n: int) -> str:
+def describe(step: Step, i: int, n: int, unit: str = 'GPU') -> str:
     head = f'[{i:>{len(str(n))}}/{n}] {step.title}'
     if step.script and step.command[0] != 'python':
-        head += f'  ({step.gpus} GPU{"s" if step.gpus > 1 else ""}'
+        head += f'  ({step.gpus} {unit}{"s" if step.gpus > 1 else ""}'
         head += f' × {step.batch} = {step.gpus * step.batch})' if step.batch else ')'
     return head
 
@@ -327,8 +327,8 @@ def amp_option(args) -> Optional[str]:
     """``make_plan``'s ``amp`` from ``--amp``: by default the best AMP the GPU has for real (not demo) runs on
     a GPU launcher, fp32 otherwise; ``--amp off`` / ``fp16`` / ``bf16`` choose."""
     choice = getattr(args, 'amp', None)
-    if choice is None:
-        choice = 'auto' if not args.demo and args.launcher != 'none' else 'off'
+    if choice is None:   # (--gpus 0: CPU jobs)
+        choice = 'auto' if not args.demo and args.launcher != 'none' and getattr(args, 'gpus', None) != 0 else 'off'
     return None if choice == 'off' else '' if choice == 'auto' else choice
 
 
@@ -338,7 +338,7 @@ def reproduce(args, out=print) -> int:
     from .plan import DEMO_NOTE, demo_note, make_plan
     from .steps import parse_backbones
     steps = make_plan(args.tables, methods=args.methods, demo=args.demo, work_root=args.work_root,
-                      launcher=args.launcher, gpus=args.gpus, partition=args.partition,
+                      launcher=args.launcher, gpus=1 if args.gpus == 0 else args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
                       demo_schedule=args.demo_schedule, amp=amp_option(args),
                       figures=getattr(args, 'figures', False), tensorboard=getattr(args, 'tensorboard', False))
@@ -354,17 +354,21 @@ def reproduce(args, out=print) -> int:
     os.chdir(ROOT)   # the configs' relative paths (and the printed commands) are relative to the repository
     if getattr(args, 'submit', False) or getattr(args, 'status', False):   # Slurm jobs; the driver returns
         from .slurm import SlurmError, submit_plan
-        try:
-            failed = submit_plan(steps, args.work_root, dry_run=args.dry_run, status=args.status,
-                                 partition=args.partition, gpus_per_node=args.gpus_per_node,
-                                 cpus_per_task=args.cpus_per_task, sbatch_args=tuple(args.sbatch_args), out=out)
+        try:   # --gpus 0: CPU jobs (one task per run, no gres)
+            failed, unknown = submit_plan(
+                steps, args.work_root, dry_run=args.dry_run, status=args.status, partition=args.partition,
+                gpus_per_node=0 if args.gpus == 0 else args.gpus_per_node, cpus_per_task=args.cpus_per_task,
+                sbatch_args=tuple(args.sbatch_args), python=getattr(args, 'python', None), out=out)
         except SlurmError as e:
             out(f'error: {e}')
             return 1
-        finish_tables(args.tables, args.work_root, '', write=not args.dry_run, out=out)
+        finish_tables(args.tables, args.work_root, demo_note(args.tables) if args.demo else '',
+                      write=not args.dry_run, out=out)
         if failed:
             out(f'\n{len(failed)} step(s) failed or cannot run: ' + ', '.join(s.name for s in failed))
-        return 1 if failed else 0
+        if unknown:
+            out(f'\n{len(unknown)} step(s) in an unknown state (not failed): ' + ', '.join(s.name for s in unknown))
+        return 1 if failed or unknown else 0
     failed = run_plan(steps, args.work_root, dry_run=args.dry_run, inproc=inproc, jobs=args.jobs,
                       threads=args.threads, keep_going=args.keep_going, out=out)
     note = demo_note(args.tables) if args.demo else ''

@@ -5,21 +5,27 @@ dependency order — pretraining → transfer → tests — each after the jobs 
 ids and returns: the driver does not wait. The jobs are recorded in ``<work root>/slurm/jobs.json``.
 
 A later call (the same command, or ``--status``) looks at each step again: done when its outputs exist (as in
-the local runner), otherwise the state of its recorded job from ``squeue`` (queued, running) or ``sacct``
-(failed, cancelled, timed out, ...). Submitting again resubmits what failed or was never submitted (a training
-continues from its latest checkpoint: every training job runs with ``--resume``), cancels and resubmits the
-queued jobs behind a resubmitted one (their dependency can never be met), and leaves queued and running jobs
-alone. The instant steps (a shared row's results, Table D's top-1 from a backbone file) run in the driver once
-the steps they need are done, and the tables are written with whatever results exist.
+the local runner), otherwise the state of its recorded job: from ``squeue -t all`` (queued, running, or ended
+recently), else ``sacct``, else the job's log (the exit line each job script prints, or Slurm's "CANCELLED"
+line) — clusters without accounting storage answer sacct with "accounting storage is disabled". Submitting
+again resubmits what failed or was never submitted (a training continues from its work dir's checkpoint: every
+training job runs with ``--resume-if-any``), cancels and resubmits the queued jobs behind a resubmitted one
+(their dependency can never be met), and leaves queued and running jobs alone. A job whose state is unknown
+(squeue failing; or ended with neither accounting nor an exit line) is never resubmitted, nor what waits for
+it: it is reported as unknown, its id kept; when squeue fails nothing at all is submitted or cancelled. The
+instant steps (a shared row's results, Table D's top-1 from a backbone file) run in the driver once the steps
+they need are done, and the tables are written with whatever results exist.
 
-Each job: ``srun python -u tools/<train|test>.py ... --launcher slurm`` (mmengine's slurm launcher, one task
-per GPU), ``MASTER_PORT`` derived from ``SLURM_JOB_ID`` so that jobs sharing a node do not collide.
+Each job: ``srun <python> -u tools/<train|test>.py ... --launcher slurm`` (mmengine's slurm launcher, one task
+per GPU; ``--gpus 0``: CPU jobs, one task, no gres), ``<python>`` the interpreter that planned it (``--python``;
+``MIXSEG_PYTHON`` on the node overrides it), ``MASTER_PORT`` derived from ``SLURM_JOB_ID`` so that jobs
+sharing a node do not collide. Every value written into a script is shell-quoted, control characters refused.
 """
 from __future__ import annotations
 
-import getpass
 import json
 import math
+import re
 import shlex
 import subprocess
 import sys
@@ -38,29 +44,87 @@ class SlurmError(RuntimeError):
     pass
 
 
+def _shell_default(name: str) -> int:
+    """``NAME=N`` of tools/slurm_defaults.sh (the shell scripts source the same file)."""
+    m = re.search(rf'^{name}=(\d+)\s*$', DEFAULTS_FILE.read_text(), re.M)
+    if m is None:
+        raise RuntimeError(f'{DEFAULTS_FILE}: no line {name}=N')
+    return int(m.group(1))
+
+
+DEFAULTS_FILE = ROOT / 'tools' / 'slurm_defaults.sh'
+#: CPUs per GPU task (one per data-loader worker): stated, with its measurement, in tools/slurm_defaults.sh
+CPUS_PER_GPU = _shell_default('CPUS_PER_GPU')
+#: CPUs of a CPU job (``--gpus 0``, e.g. ``--submit --demo``): one, as each worker of the local demo
+CPUS_PER_CPU_TASK = 1
+# what the job script prints when its srun returns, and Slurm's line in the job's output when it kills a job
+EXIT_LINE = re.compile(r'^mixseg: job (\d+) \(.*\) finished: exit status (\d+)\s*$', re.M)
+KILL_LINE = re.compile(r'\*\*\* JOB (\d+) ON \S+ CANCELLED AT \S+(?: DUE TO (TIME LIMIT|PREEMPTION|NODE FAILURE))?')
+KILL_STATES = {None: 'CANCELLED', 'TIME LIMIT': 'TIMEOUT', 'PREEMPTION': 'PREEMPTED', 'NODE FAILURE': 'NODE_FAIL'}
+
+
+def check_script_value(what: str, value) -> str:
+    """A value written into a batch script: control characters (a newline would start a shell line, or end
+    sbatch's ``#SBATCH`` parsing) are refused with a :class:`SlurmError` naming the option."""
+    text = str(value)
+    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise SlurmError(f'{what} {text!r}: control characters ({", ".join(repr(c) for c in bad)}) cannot go '
+                         f'into a batch script; give the value without them')
+    return text
+
+
 def job_script(step: Step, *, work_root: Path, partition: Optional[str] = None, gpus_per_node: int = 8,
-               cpus_per_task: int = 5, sbatch_args: tuple = ()) -> str:
-    """The batch script of one training or test step."""
-    gpus = max(1, step.gpus)
-    per_node = min(gpus, gpus_per_node)
-    nodes = math.ceil(gpus / per_node)
-    argv = list(step.argv)
-    # a requeued or resubmitted training continues from its latest checkpoint (none yet: from the start)
-    argv[3:3] = ['--launcher', 'slurm'] + (['--resume'] if step.script == 'train' and '--resume' not in argv else [])
-    lines = ['#!/usr/bin/env bash', f'#SBATCH --job-name=mixseg-{step.name}']
-    lines += [f'#SBATCH --partition={partition}'] if partition else []
-    lines += [f'#SBATCH --nodes={nodes}', f'#SBATCH --ntasks={gpus}', f'#SBATCH --ntasks-per-node={per_node}',
-              f'#SBATCH --gres=gpu:{per_node}', f'#SBATCH --cpus-per-task={cpus_per_task}',
-              f'#SBATCH --output={work_root / "logs" / step.name}.%j.log']
-    lines += [f'#SBATCH {a}' for a in sbatch_args]
+               cpus_per_task: Optional[int] = None, sbatch_args: tuple = (), python: Optional[str] = None) -> str:
+    """The batch script of one training, test or label-map step. ``gpus_per_node`` 0: CPU jobs (no gres, one
+    task per run). ``python``: the interpreter the job runs (default: this one; ``MIXSEG_PYTHON`` on the node
+    overrides it). Every value is shell-quoted, the ``#SBATCH`` lines too (sbatch reads quotes there);
+    control characters are refused."""
+    python = python or sys.executable
+    for what, value in [('--partition', partition or ''), ('--work-root', work_root), ('--python', python),
+                        ('the repository path', ROOT)] + [('--sbatch-args', a) for a in sbatch_args]:
+        check_script_value(what, value)
+    q = shlex.quote
+    cpu = gpus_per_node == 0
+    tasks = max(1, step.gpus) if step.script in ('train', 'test') and not cpu else 1
+    per_node = tasks if cpu else min(tasks, gpus_per_node)
+    nodes = math.ceil(tasks / per_node)
+    cpus = cpus_per_task or (CPUS_PER_CPU_TASK if cpu else CPUS_PER_GPU)
+    argv = [str(a) for a in step.argv]
+    if step.script in ('train', 'test'):   # after the positional arguments (config; test: and checkpoint)
+        # a requeued or resubmitted training continues from its own work dir's checkpoint, if it has one
+        pos = 1 if step.script == 'train' else 2
+        argv[pos:pos] = ['--launcher', 'slurm'] + (['--resume-if-any'] if step.script == 'train' else [])
+        argv = [a for a in argv if a != '--resume']
+    for a in argv:
+        check_script_value(f'step {step.name}: argument', a)
+    lines = ['#!/usr/bin/env bash', f'#SBATCH --job-name={q("mixseg-" + step.name)}']
+    lines += [f'#SBATCH --partition={q(partition)}'] if partition else []
+    lines += [f'#SBATCH --nodes={nodes}', f'#SBATCH --ntasks={tasks}', f'#SBATCH --ntasks-per-node={per_node}']
+    lines += [] if cpu else [f'#SBATCH --gres=gpu:{per_node}']
+    log = f'{work_root / "logs" / step.name}.%j.log'
+    lines += [f'#SBATCH --cpus-per-task={cpus}', f'#SBATCH --output={q(log)}']
+    lines += [f'#SBATCH {q(a)}' for a in sbatch_args]
     lines += [f'# {step.title}' + (f' — for {"; ".join(step.rows)}' if step.rows else ''),
-              'set -e',
-              f'cd {shlex.quote(str(ROOT))}',
+              f'cd {q(str(ROOT))} || exit 2',
               'export PYTHONPATH="$PWD:${PYTHONPATH:-}"',
+              '# the interpreter (and so the environment: torch, mmengine, ...) that planned the job; MIXSEG_PYTHON '
+              'on the node overrides it',
+              f'PYTHON=${{MIXSEG_PYTHON:-{q(python)}}}',
+              'if ! command -v "$PYTHON" >/dev/null; then',
+              f'  echo "mixseg: job $SLURM_JOB_ID ({step.name}): no Python $PYTHON on $(hostname); submit from the '
+              'project\'s environment (reproduce.py --python PATH) or set MIXSEG_PYTHON" >&2',
+              '  exit 2',
+              'fi',
               '# one rendezvous port per job (jobs sharing a node must not collide): 20000 + job id mod 40000',
-              'export MASTER_PORT=$((20000 + SLURM_JOB_ID % 40000))',
-              'srun --kill-on-bad-exit=1 "${PYTHON:-python}" -u ' + ' '.join(
-                  shlex.quote(str(a)) for a in [f'tools/{step.script}.py', *argv])]
+              'export MASTER_PORT=$((20000 + SLURM_JOB_ID % 40000))']
+    lines += ['export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}'] if cpu else []
+    lines += ['rc=0',
+              # (srun does not inherit sbatch's --cpus-per-task since Slurm 22.05)
+              f'srun --kill-on-bad-exit=1 --cpus-per-task={cpus} "$PYTHON" -u '
+              + ' '.join(q(a) for a in [f'tools/{step.script}.py', *argv]) + ' || rc=$?',
+              f'echo "mixseg: job $SLURM_JOB_ID ({step.name}) finished: exit status $rc"',
+              'exit $rc']
     return '\n'.join(lines) + '\n'
 
 
@@ -70,40 +134,74 @@ def _run(cmd: list, what: str) -> str:
     except FileNotFoundError:
         raise SlurmError(f'{cmd[0]} not found: the submit mode needs a Slurm cluster (sbatch, squeue, sacct)') \
             from None
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f'{what} did not answer within 120 s') from None
     if r.returncode != 0:
         raise SlurmError(f'{what} failed (exit status {r.returncode}): {(r.stderr or r.stdout).strip()}')
     return r.stdout
 
 
-def query(job_ids) -> dict:
-    """job id -> (state, reason) from squeue (queued and running jobs), then sacct (finished ones); jobs
-    neither knows are left out. A missing or failing squeue/sacct leaves its jobs out (with a warning)."""
+def query(job_ids) -> tuple[dict, dict]:
+    """``(states, errors)``: job id -> (state, reason) from squeue (``-t all``: the jobs the controller still
+    knows, queued, running and recently ended), then from sacct for the rest; ``errors``: 'squeue' / 'sacct' ->
+    why it gave no answer. A failing squeue leaves every state unknown (sacct is not asked); a failing sacct
+    (e.g. "Slurm accounting storage is disabled") leaves the ended jobs without a state."""
     ids = sorted({str(j) for j in job_ids}, key=lambda j: (len(j), j))
     states: dict = {}
-    warnings = []
+    errors: dict = {}
     if not ids:
-        return states
+        return states, errors
     try:
-        text = _run(['squeue', '-h', '-u', getpass.getuser(), '-o', '%i|%T|%r'], 'squeue')
-        for line in text.splitlines():
-            parts = line.strip().split('|')
-            if len(parts) >= 2 and parts[0] in ids:
-                states[parts[0]] = (parts[1].strip().upper(), parts[2].strip() if len(parts) > 2 else '')
+        text = _run(['squeue', '-h', '-t', 'all', '-j', ','.join(ids), '-o', '%i|%T|%r'], 'squeue')
     except SlurmError as e:
-        warnings.append(str(e))
+        if 'Invalid job id' not in str(e):   # (that one: none of the jobs is known any more, an answer)
+            return {}, {'squeue': str(e)}
+        text = ''
+    for line in text.splitlines():
+        parts = line.strip().split('|')
+        if len(parts) >= 2 and parts[0] in ids:
+            states[parts[0]] = (parts[1].strip().upper(), parts[2].strip() if len(parts) > 2 else '')
     rest = [j for j in ids if j not in states]
     if rest:
         try:
             text = _run(['sacct', '-n', '-P', '-X', '-o', 'JobID,State', '-j', ','.join(rest)], 'sacct')
             for line in text.splitlines():
                 parts = line.strip().split('|')
-                if len(parts) >= 2 and parts[0] in rest:
-                    states[parts[0]] = (parts[1].split()[0].upper() if parts[1].strip() else 'UNKNOWN', '')
+                if len(parts) >= 2 and parts[0] in rest and parts[1].strip():
+                    states[parts[0]] = (parts[1].split()[0].upper(), '')
         except SlurmError as e:
-            warnings.append(str(e))
-    for w in warnings:
-        print(f'warning: {w}', file=sys.stderr)
-    return states
+            errors['sacct'] = str(e)
+    return states, errors
+
+
+def log_state(log: Path, job: str) -> Optional[str]:
+    """How job ``job`` ended as its log shows it: Slurm's kill line → CANCELLED / TIMEOUT / PREEMPTED /
+    NODE_FAIL; else the job script's exit line → COMPLETED / FAILED; None: the log shows no end."""
+    try:
+        with open(log, 'rb') as f:
+            f.seek(max(0, f.seek(0, 2) - 65536))
+            tail = f.read().decode(errors='replace')
+    except OSError:
+        return None
+    kills = [m for m in KILL_LINE.finditer(tail) if m.group(1) == job]
+    if kills:
+        return KILL_STATES[kills[-1].group(2)]
+    exits = [m for m in EXIT_LINE.finditer(tail) if m.group(1) == job]
+    if exits:
+        return 'COMPLETED' if exits[-1].group(2) == '0' else 'FAILED'
+    return None
+
+
+def _progress(step: Step) -> str:
+    """What a training's work dir shows: its latest checkpoint."""
+    if step.kind not in ('pretrain', 'train') or step.stamp is None:
+        return ''
+    from mixseg.workdir import WorkDirError, latest_checkpoint
+    try:
+        latest = latest_checkpoint(step.stamp.parent)
+    except WorkDirError:
+        latest = None
+    return f'; work dir: latest checkpoint {Path(latest).name}' if latest else '; work dir: no checkpoint yet'
 
 
 def _load_records(path: Path) -> dict:
@@ -116,56 +214,103 @@ def _load_records(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, status: bool = False,
-                partition: Optional[str] = None, gpus_per_node: int = 8, cpus_per_task: int = 5,
-                sbatch_args: tuple = (), out=print) -> list[Step]:
-    """Submit (or, with ``status``, only report; with ``dry_run``, only print) the needed steps as Slurm jobs;
-    run the instant steps whose inputs exist. Returns the steps that failed or cannot run."""
+def _recorded_state(s: Step, rec: dict, states: dict, errors: dict, work_root: Path) -> tuple[str, str, str]:
+    """(kind, text, job id) of a step with a recorded job: 'active' | 'failed' (ended without its outputs, or
+    ran other options) | 'unknown' (squeue failed; or the job ran and neither sacct nor its log tells how it
+    ended). A job squeue no longer knows and that wrote no log never started: 'failed'."""
+    job = str(rec['job'])
+    log = work_root / 'logs' / f'{s.name}.{job}.log'
+    if errors.get('squeue'):
+        ended = log_state(log, job)
+        return 'unknown', (f'state unknown (job {job}: squeue failed)' + (f'; its log says {ended}' if ended else '')
+                           + _progress(s)), job
+    if rec.get('key') != s.key:
+        return 'failed', f'job {job} ran other options: {s.reason or "starts over"}', job
+    state, reason = states.get(job, ('', ''))
+    state = state or log_state(log, job) or ''   # no accounting: the log's exit line (or Slurm's kill line)
+    if state in ACTIVE:
+        word = 'queued' if state == 'PENDING' else state.lower()
+        return 'active', f'{word} (job {job}' + (f', {reason}' if reason and reason != 'None' else '') + ')', job
+    if state == 'COMPLETED':
+        return 'failed', f'job {job} completed without writing {", ".join(rel(o) for o in s.outputs)}', job
+    if state:
+        return 'failed', f'failed (job {job} {state}; log {rel(log)})', job
+    if not log.exists():   # Slurm opens the log when the job starts: it never ran, and never will
+        return 'failed', f'job {job} ended without starting (no log {rel(log)}; cancelled while queued?)', job
+    why = f'no state from sacct ({_answer(errors["sacct"])})' if errors.get('sacct') else 'unknown to sacct'
+    return 'unknown', (f'state unknown (job {job} ended: not in squeue; {why}; no exit line in {rel(log)})'
+                       + _progress(s)), job
+
+
+def _answer(error: str) -> str:
+    """What a failed Slurm command answered (its first line, without our 'X failed (exit status N): ')."""
+    return error.split('): ', 1)[-1].splitlines()[0]
+
+
+def _run_instant(s: Step, work_root: Path, out, head: str) -> bool:
+    """An instant step (a shared row's results, Table D's top-1) done in the driver; False: it failed."""
     from mixseg.checkpoint import atomic_write_text
 
-    from .runner import _run_inprocess, describe
+    from .runner import _run_inprocess
+    if s.stale:
+        _start_over(s)
+    if s.stamp is not None:
+        atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
+    try:
+        _run_inprocess(None, [], s.func, work_root / 'logs' / f'{s.name}.log', s.shell())
+    except RuntimeError as e:
+        out(f'{head}  FAILED: {e}')
+        return False
+    s.done = True
+    out(f'{head}  done')
+    return True
+
+
+def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, status: bool = False,
+                partition: Optional[str] = None, gpus_per_node: int = 8, cpus_per_task: Optional[int] = None,
+                sbatch_args: tuple = (), python: Optional[str] = None, out=print) -> tuple[list, list]:
+    """Submit (or, with ``status``, only report; with ``dry_run``, only print) the needed steps as Slurm jobs;
+    run the instant steps whose inputs exist. Returns (the steps that failed or cannot run, the steps whose
+    job's state is unknown). A job whose state is unknown is never resubmitted (nor what waits for it); when
+    squeue fails, nothing is submitted or cancelled and the job records stay as they are."""
+    from mixseg.checkpoint import atomic_write_text
+
+    from .runner import describe
 
     work_root = Path(work_root)
     slurm_dir = work_root / 'slurm'
     records_path = slurm_dir / 'jobs.json'
+    script_of = dict(work_root=work_root, partition=partition, gpus_per_node=gpus_per_node,
+                     cpus_per_task=cpus_per_task, sbatch_args=sbatch_args, python=python)
+    job_script(Step('check', 'check', 'check', []), **script_of)   # refuses bad values before anything is done
     records = {} if dry_run else _load_records(records_path)
     jobs = {s.name: records[s.name] for s in steps if s.name in records and s.needed}
-    states = query(r['job'] for r in jobs.values()) if jobs and not dry_run else {}
+    states, errors = query(r['job'] for r in jobs.values()) if jobs and not dry_run else ({}, {})
+    frozen = errors.get('squeue')   # states unknown: nothing is submitted or cancelled
     n = len(steps)
     job_of: dict = {}        # step index -> job id it waits for (active or just submitted)
     bad: set = set()         # step indices that failed or cannot run
+    unknown: set = set()     # step indices whose job's state is unknown (and those waiting for them)
     resubmitted: set = set()
     submitted = 0
 
     def state_of(i: int) -> tuple[str, str, str]:
-        """(kind of state, text, job id): 'done' | 'skip' | 'active' | 'failed' | 'new'."""
+        """(kind of state, text, job id): 'done' | 'skip' | 'new' | 'active' | 'failed' | 'unknown'."""
         s = steps[i]
         if s.done:
             return 'done', 'done', ''
         if not s.needed:
             return 'skip', f'skip ({s.reason})', ''
-        rec = jobs.get(s.name)
-        if rec is None:
+        if s.name not in jobs:
             return 'new', 'not submitted', ''
-        job = str(rec['job'])
-        if rec.get('key') != s.key:
-            return 'failed', f'job {job} ran other options: {s.reason or "starts over"}', job
-        state, reason = states.get(job, ('', ''))
-        if state in ACTIVE:
-            word = 'queued' if state == 'PENDING' else state.lower()
-            return 'active', f'{word} (job {job}' + (f', {reason}' if reason and reason != 'None' else '') + ')', job
-        if state == 'COMPLETED':
-            return 'failed', f'job {job} completed without writing {", ".join(rel(o) for o in s.outputs)}', job
-        if state:
-            return 'failed', f'failed (job {job} {state}; log {rel(work_root / "logs" / s.name)}.{job}.log)', job
-        return 'failed', f'job {job} unknown to squeue and sacct', job
+        return _recorded_state(s, jobs[s.name], states, errors, work_root)
 
     def cancel(job: str) -> None:
-        if not status:
+        if not status and not frozen:
             _run(['scancel', job], 'scancel')
 
     for i, s in enumerate(steps):
-        head = describe(s, i + 1, n)
+        head = describe(s, i + 1, n, 'CPU task' if gpus_per_node == 0 else 'GPU')
         kind, text, job = state_of(i)
         if kind in ('done', 'skip'):
             out(f'{head}  {text}')
@@ -181,18 +326,12 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
                                    'done by the driver once its inputs exist') + f'\n    = {s.shell()}')
                 if any(d in bad for d in s.deps):
                     bad.add(i)
-                continue
-            if s.stale:
-                _start_over(s)
-            if s.stamp is not None:
-                atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
-            try:
-                _run_inprocess(None, [], s.func, work_root / 'logs' / f'{s.name}.log', s.shell())
-                s.done = True
-                out(f'{head}  done')
-            except RuntimeError as e:
+            elif not _run_instant(s, work_root, out, head):
                 bad.add(i)
-                out(f'{head}  FAILED: {e}')
+            continue
+        if kind == 'unknown':
+            out(f'{head}  {text}; not resubmitted while its state is unknown')
+            unknown.add(i)
             continue
         # a job step: keep an active job unless what it waits for was resubmitted
         deps_failed = [steps[d].name for d in s.deps if d in bad]
@@ -202,20 +341,24 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
                 cancel(job)
             bad.add(i)
             continue
+        held = [steps[d].name for d in s.deps if d in unknown]
+        if held and kind != 'active':   # (an active job keeps waiting for its dependency)
+            out(f'{head}  {text}; not submitted: waits for {", ".join(held)} (state unknown)')
+            unknown.add(i)
+            continue
         after = [job_of[d] for d in s.deps if d in job_of]
         stuck = kind == 'active' and ('DependencyNeverSatisfied' in text or any(d in resubmitted for d in s.deps))
         if kind == 'active' and not stuck:
             job_of[i] = job
             out(f'{head}  {text}')
             continue
-        if status:
+        if status or frozen:
             out(f'{head}  {text}' + ('  (waits on a failed job: resubmitted by the next call without --status)'
-                                     if stuck else ''))
+                                     if stuck else '') + ('  (not submitted: squeue failed)' if frozen else ''))
             if kind == 'failed' or stuck:
                 bad.add(i)
             continue
-        script = job_script(s, work_root=work_root, partition=partition, gpus_per_node=gpus_per_node,
-                            cpus_per_task=cpus_per_task, sbatch_args=sbatch_args)
+        script = job_script(s, **script_of)
         path = slurm_dir / f'{s.name}.sh'
         dep = ['--dependency=afterok:' + ':'.join(after)] if after else []
         if dry_run:
@@ -233,8 +376,7 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
             atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
         atomic_write_text(path, script)
         (work_root / 'logs').mkdir(parents=True, exist_ok=True)
-        cmd = ['sbatch', '--parsable', f'--export=ALL,PYTHON={sys.executable}', *dep, str(path)]
-        new = _run(cmd, f'sbatch {rel(path)}').strip().split(';')[0]
+        new = _run(['sbatch', '--parsable', *dep, str(path)], f'sbatch {rel(path)}').strip().split(';')[0]
         if not new.isdigit():
             raise SlurmError(f'sbatch {rel(path)}: unexpected answer {new!r} (expected a job id)')
         job_of[i] = new
@@ -245,13 +387,27 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
         atomic_write_text(records_path, json.dumps(records, indent=1) + '\n')   # after each job: nothing lost
         out(f'{head}  submitted job {new}' + (f' (after {", ".join(after)})' if after else '')
             + (f'; was {text}' if kind != 'new' else ''))
+    _summary(out, dry_run=dry_run, status=status, frozen=frozen, errors=errors, counts=(
+        len(job_of), submitted, len(bad), len(unknown)), slurm_dir=slurm_dir, records_path=records_path)
+    return [steps[i] for i in sorted(bad)], [steps[i] for i in sorted(unknown)]
 
+
+def _summary(out, *, dry_run, status, frozen, errors, counts, slurm_dir, records_path) -> None:
+    queued, submitted, failed, unknown = counts
     if dry_run:
-        out(f'\n{len(job_of)} job(s) would be submitted (scripts in {rel(slurm_dir)})')
+        out(f'\n{queued} job(s) would be submitted (scripts in {rel(slurm_dir)})')
+        return
+    if frozen:
+        out(f'\nsqueue failed: {frozen}\nThe job states are unknown: nothing submitted or cancelled; the job '
+            f'records in {rel(records_path)} are kept. Run the same command again once squeue answers.')
     elif status:
-        active = sum(1 for i, s in enumerate(steps) if i in job_of)
-        out(f'\n{active} job(s) queued or running, {len(bad)} step(s) failed or cannot run')
+        out(f'\n{queued} job(s) queued or running, {failed} step(s) failed or cannot run'
+            + (f', {unknown} with a job in an unknown state' if unknown else ''))
     else:
-        out(f'\n{submitted} job(s) submitted, {len(job_of) - submitted} already queued or running; job records in '
+        out(f'\n{submitted} job(s) submitted, {queued - submitted} already queued or running; job records in '
             f'{rel(records_path)}. Rerun the same command (or add --status) for the states and the tables.')
-    return [steps[i] for i in sorted(bad)]
+    if unknown and not frozen:
+        out(f'{unknown} step(s) with a job in an unknown state are not resubmitted' + (
+            f' (sacct: {_answer(errors["sacct"])})' if errors.get('sacct') else '')
+            + f': look at their logs; when such a job has ended, delete its entry from {rel(records_path)} to '
+            'submit the step again.')
