@@ -271,6 +271,48 @@ def _slurm_incarnation() -> Optional[list]:
     return [job, os.environ.get('SLURM_RESTART_COUNT', '0')] if job else None
 
 
+_SLURM_LIVE = {'PENDING', 'RUNNING', 'SUSPENDED', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'REQUEUED',
+               'REQUEUE_HOLD', 'REQUEUE_FED', 'SIGNALING', 'STAGE_OUT', 'STOPPED'}
+
+
+def _slurm_job_ended(job: str) -> Optional[str]:
+    """Why Slurm job ``job`` (a lock's holder on any node) no longer runs, as its controller says; ``None`` when it
+    runs or nobody can tell (no squeue, controller unreachable): a lock is never judged stale on a guess. Lets a
+    job resubmitted onto another node take over the lock of a cancelled one."""
+    import subprocess
+    try:
+        out = subprocess.run(['squeue', '-h', '-t', 'all', '-j', job, '-o', '%T'], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    states = out.stdout.split()
+    if out.returncode == 0 and states and not _SLURM_LIVE.intersection(states):
+        return f'Slurm job {job} has ended ({states[0]})'
+    if out.returncode != 0 and 'invalid job id' in out.stderr.lower():
+        return f'Slurm job {job} has ended (its controller no longer knows it)'
+    return None
+
+
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """SIGTERM (``scancel``, a Slurm time limit, ``kill``) ends the run through ``SystemExit`` instead of killing
+    the interpreter, so the work-dir lock and other ``with`` blocks are released; the previous handler is restored
+    afterwards. Main thread only (elsewhere it does nothing)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _read_lock(path: Path) -> Optional[dict]:
     """The holder recorded in a lock file; ``None``: no lock file; ``{}``: a file that is not a lock record."""
     try:
@@ -292,6 +334,10 @@ def _holder_gone(holder: dict) -> Optional[str]:
     pid, mine = holder.get('pid'), _slurm_incarnation()
     if mine and holder.get('slurm') and holder['slurm'][0] == mine[0] and holder['slurm'] != mine:
         return f'Slurm job {mine[0]} was requeued (restart {holder["slurm"][1]} -> {mine[1]})'
+    if holder.get('slurm') and (not mine or holder['slurm'][0] != mine[0]):
+        ended = _slurm_job_ended(str(holder['slurm'][0]))
+        if ended:
+            return ended
     if holder.get('host') != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return None
     try:

@@ -216,3 +216,59 @@ def test_overwrite_removes_symlinks_as_links_and_keeps_what_they_point_to(toy, t
     (work / 'results').symlink_to(outside)
     with pytest.raises(SystemExit, match=r'Its files \(iter_2.pth, iter_4.pth, last_checkpoint, results\)'):
         _train(a, work)  # listed as the link, not what it points to
+
+
+def test_sigterm_ends_a_run_and_releases_its_lock(tmp_path):
+    """scancel and Slurm's time limit send SIGTERM: tools/train.py exits through SystemExit and releases run.lock,
+    so a job resubmitted onto another node (which cannot check the pid) is not refused."""
+    ready, go, work = tmp_path / 'ready', tmp_path / 'go', tmp_path / 'work'
+    config = _toy_config(tmp_path, 'toy_hold', extra=f'custom_hooks = [dict(type="HoldUntil", ready={str(ready)!r}, '
+                                                     f'go={str(go)!r})]\n')
+    first = subprocess.Popen(_train_cmd(config, work), cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(ready, first)
+        assert json.loads((work / 'run.lock').read_text())['pid'] == first.pid
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=120)
+    finally:
+        go.touch()
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
+    assert not (work / 'run.lock').exists()
+
+
+def _stub_squeue(tmp_path, monkeypatch, script):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / 'squeue').write_text('#!/bin/sh\n' + script)
+    (bin_dir / 'squeue').chmod(0o755)
+    monkeypatch.setenv('PATH', f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+
+
+@pytest.mark.parametrize('squeue, stale', [
+    ('echo CANCELLED\n', 'Slurm job 4242 has ended (CANCELLED)'),
+    ('echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1\n',
+     'Slurm job 4242 has ended (its controller no longer knows it)'),
+    ('echo RUNNING\n', None),
+    ('echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1\n', None),
+])
+def test_a_lock_of_another_hosts_slurm_job_is_judged_by_the_controller(tmp_path, monkeypatch, squeue, stale):
+    """A lock held by Slurm job 4242 on another node: stale only when the controller says that job has ended;
+    running, or no answer (controller down), keeps the lock (never judged stale on a guess)."""
+    from mixseg.workdir import WorkDirError, lock_work_dir
+    work = tmp_path / 'work'
+    record = json.loads((_killed_holder(work), work / 'run.lock')[1].read_text())
+    (work / 'run.lock').write_text(json.dumps(dict(record, host='gpu-node-17', slurm=['4242', '0'])))
+    _stub_squeue(tmp_path, monkeypatch, squeue)
+    monkeypatch.setenv('SLURM_JOB_ID', '4243')  # the resubmitted job
+    if stale is None:
+        with pytest.raises(WorkDirError, match='in use by another run: pid .* on host gpu-node-17, Slurm job 4242'):
+            lock_work_dir(work, log=pytest.fail)
+        assert json.loads((work / 'run.lock').read_text())['host'] == 'gpu-node-17'
+    else:
+        said = []
+        with lock_work_dir(work, log=said.append) as lock:
+            assert lock.record['slurm'] == ['4243', '0']
+        assert stale in said[0], said

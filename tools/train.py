@@ -26,6 +26,7 @@ from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
 from mixseg.run_guard import claim_run_work_dir, prepare_training  # noqa: E402
+from mixseg.workdir import exit_on_sigterm  # noqa: E402
 from mixseg import gpu  # noqa: E402
 
 
@@ -126,7 +127,8 @@ def build_cfg(args):
 
 
 def main(argv=None):
-    with contextlib.ExitStack() as held:  # the work-dir lock (claim_run_work_dir) is released when the run ends
+    # the work-dir lock (claim_run_work_dir) is released when the run ends, also on SIGTERM (scancel, time limit)
+    with exit_on_sigterm(), contextlib.ExitStack() as held:
         _main(argv, held)
 
 
