@@ -119,6 +119,8 @@ def rescale_schedule(cfg, length: int, explicit: Iterable[str] = ()) -> list[str
     entries named in ``explicit`` (``--cfg-options`` keys) are left alone. Returns what changed, for the log."""
     explicit = list(explicit)
     unit, old = loop_unit(cfg), loop_length(cfg)
+    if not cfg.get('train_cfg'):
+        raise ScheduleError(f'no train_cfg: the config has no training loop to set to {length} {unit}s')
     if not old or old == length:
         cfg.train_cfg[LOOP_KEY[unit]] = length
         return []
@@ -230,7 +232,11 @@ class ScheduleLength:
                 f'(train_cfg.{LOOP_KEY[unit]} = {loop_length(cfg)}); use {OPTION[unit]} N')
         n = getattr(self, f'{unit}s')
         if key in self.options:
-            opt = int(self.options[key])
+            try:
+                opt = int(self.options[key])
+            except (TypeError, ValueError):
+                raise ScheduleError(f'{self.config_path}: --cfg-options {key}={self.options[key]!r}: the length must '
+                                    f'be a positive integer') from None
             if n is not None and opt != n:
                 raise ScheduleError(f'{self.config_path}: {OPTION[unit]} {n} and --cfg-options {key}={opt} '
                                     f'disagree; give one of them')
@@ -247,7 +253,10 @@ class ScheduleLength:
         self.reference = (loop_length(cfg), schedule_end(cfg)[0])
         if n is None:
             return
-        changes = rescale_schedule(cfg, n, explicit=self.options)
+        try:
+            changes = rescale_schedule(cfg, n, explicit=self.options)
+        except ScheduleError as e:
+            raise SystemExit(f'error: {self.config_path}: {e}') from e
         if changes:
             self.log(f'mixseg: schedule rescaled to {n} {loop_unit(cfg)}s: ' + '; '.join(changes))
 

@@ -102,7 +102,8 @@ def test_mask_rcnn_epochs_rescale_iteration_warmup_and_milestones(repo_root, tmp
     cfg = _cfg(repo_root, tmp_path, MASK_RCNN, '--epochs', '6')
     warmup, steps = cfg.param_scheduler
     assert warmup.end == 250 and steps.end == 6 and list(steps.milestones) == [4, 5.5]
-    lrs = _lrs(cfg, epoch_length=10, only='MultiStepLR')  # 5.5 epochs: a whole iteration (55), not a float nothing equals
+    # 5.5 epochs: a whole iteration (55), not a float no step equals
+    lrs = _lrs(cfg, epoch_length=10, only='MultiStepLR')
     assert (lrs[39], lrs[40], lrs[54], lrs[55]) == pytest.approx((1, 0.1, 0.1, 0.01))
 
 
