@@ -4,7 +4,8 @@ A config's schedule length lives in many entries: the loop (``train_cfg.max_epoc
 parameter scheduler (``begin``/``end``, ``T_max``, ``milestones``, :class:`pretrain.schedulers.TimmCosineLR`'s
 ``t_initial``/``warmup_t``), the validation and checkpoint intervals and the hooks that start at an epoch
 (``EMAHook.begin_epoch``/``begin_iter``). Changing only the loop keeps the old learning-rate curve: a 1-epoch run
-of a 300-epoch cosine never anneals. Hence:
+of a 300-epoch cosine never anneals. mmengine has no way to rescale a schedule (its ``convert_to_iter_based``
+only changes the unit), so this module does it:
 
 * :func:`rescale_schedule` multiplies every such entry by ``N / <the config's length>`` — warmups, cooldowns and
   milestones keep their share of the run. Iteration counts are rounded (at least 1); epoch counts may become
