@@ -56,6 +56,9 @@ def unread_options(cfg, options: Mapping, known: Iterable[str] | None = None) ->
                  'was read' if top in data else 'the config has no such entry')
         if top == 'data_root':
             fix = 'use --data-root DIR, which points every dataloader and evaluator at DIR'
+        elif top in ('max_epochs', 'max_iters'):
+            fix = (f'use tools/train.py --{top[4:]} {value} (or train_cfg.{top}={value}), which rescales every lr '
+                   f'scheduler, warmup and interval with the loop')
         else:
             # only entries something reads (a path inside another config variable would be refused in turn)
             paths = [p for p in _paths_named(data, top, limit=1000) if p.split('.', 1)[0] in known][:5]

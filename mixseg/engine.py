@@ -76,14 +76,17 @@ def load_tool(name: str):
     return sys.modules[key]
 
 
-def load_config(args):
+def load_config(args, before_options=None):
     """The config as both tools start from it: ``args.config`` with ``--cfg-options``, ``--data-root``,
-    ``--launcher`` and the work dir (``--work-dir``, the config's, or ``./work_dirs/<config name>``)."""
+    ``--launcher`` and the work dir (``--work-dir``, the config's, or ``./work_dirs/<config name>``).
+    ``before_options(cfg)``: applied to the config as read, before the options (which win over it)."""
     from mmengine.config import Config
     if not osp.isfile(args.config):
         raise SystemExit(f'error: config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    if before_options is not None:
+        before_options(cfg)
     if args.cfg_options:
         from .cfg_checks import check_cfg_options
         check_cfg_options(cfg, args.cfg_options, args.config)  # top-level keys nothing reads: an error

@@ -55,7 +55,7 @@ train_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultS
                         dataset=dict(type='ToyData'), collate_fn=dict(type='default_collate'))
 train_cfg = dict(by_epoch=False, max_iters={max_iters})
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
-param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)]
+param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=2)]  # <= the shortest run
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                      logger=dict(type='LoggerHook', interval=1))
 randomness = dict(seed=0)

@@ -9,6 +9,9 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 table_row.<field>=...`` contradicting that backbone is an error). A checkpoint whose weights do not fit the model
 is refused (missing/unexpected keys and shapes listed, nothing written); ``--allow-partial-load`` evaluates
 what fits. The checkpoint may be a local file or an ``http(s)://`` URL (read safely, see mixseg.remote).
+The training run's own overrides (``--data-root``, ``--cfg-options`` of the model and test data, e.g. num_classes)
+are read from the config stored in a local checkpoint and applied first; this command's options win over them
+(mixseg.training_overrides).
 """
 import argparse
 import os
@@ -25,6 +28,7 @@ from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
 from mixseg.provenance import result_setup  # noqa: E402
 from mixseg.run_guard import prepare_testing  # noqa: E402
+from mixseg.training_overrides import apply_training_overrides  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,7 +57,8 @@ def main(argv=None):
     from mmengine.runner import Runner
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
-    cfg = load_config(args)
+    # the training run's overrides stored in the checkpoint, then this command's options
+    cfg = load_config(args, before_options=lambda c: apply_training_overrides(c, args.checkpoint))
     cfg.load_from = args.checkpoint
     try:
         check_data_roots(cfg, args.config, splits=('test',))

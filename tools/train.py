@@ -1,7 +1,8 @@
 """Train any mixseg config: stage-1 pretraining, mmseg (Segmenter/linear) or mmdet (Mask R-CNN).
 
     python tools/train.py CONFIG [--work-dir DIR] [--data-root DIR] [--resume [CKPT]] [--amp [{fp16,bf16}]]
-        [--compile] [--auto-scale-lr] [--tensorboard] [--overwrite-work-dir] [--allow-partial-load] [--cfg-options k=v ...]
+        [--compile] [--auto-scale-lr] [--tensorboard] [--overwrite-work-dir] [--allow-partial-load]
+        [--epochs N | --iters N] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [args]        # torchrun, --launcher pytorch
     bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [args]
 
@@ -10,7 +11,8 @@ mixseg.gpu (TF32, fused AdamW, --amp, --deterministic, --compile).
 A work dir holding another run is refused (``--resume`` continues it, ``--overwrite-work-dir`` replaces it);
 ``--resume`` with nothing to resume is an error (``--resume-if-any``: resume when there is a checkpoint, else
 start); ``load_from`` must fit the model (``--allow-partial-load``).
-See mixseg.run_guard.
+See mixseg.run_guard. ``--epochs N`` / ``--iters N`` set the length of the run and rescale every scheduler, warmup
+and interval with it; a loop that disagrees with its schedulers is an error (mixseg.schedule).
 """
 import argparse
 import contextlib
@@ -26,6 +28,7 @@ from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
 from mixseg.run_guard import claim_run_work_dir, prepare_training  # noqa: E402
+from mixseg.schedule import ScheduleLength, prepare_runner  # noqa: E402
 from mixseg.workdir import exit_on_sigterm  # noqa: E402
 from mixseg import gpu  # noqa: E402
 
@@ -56,6 +59,13 @@ def parse_args(argv=None):
     p.add_argument('--tensorboard', action='store_true',
                    help='also write TensorBoard curves to <work_dir>/<timestamp>/vis_data (needs the tensorboard '
                         'package; same as --cfg-options tensorboard=True)')
+    length = p.add_mutually_exclusive_group()
+    length.add_argument('--epochs', type=int, metavar='N',
+                        help='train N epochs (epoch-based configs): every lr scheduler (warmup, cosine, milestones), '
+                        'the validation/checkpoint intervals and epoch-tied hooks are rescaled by N / the config\'s '
+                        'epochs; --cfg-options train_cfg.max_epochs=N does the same')
+    length.add_argument('--iters', type=int, metavar='N',
+                        help='train N iterations (iteration-based configs, e.g. Segmenter), rescaled as --epochs')
     p.add_argument('--seed', type=int, default=None, help='random seed (overrides the config)')
     p.add_argument('--deterministic', action='store_true', help='deterministic algorithms')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -97,7 +107,10 @@ def resolve_resume_if_any(cfg, args) -> None:
 
 
 def build_cfg(args):
-    cfg = load_config(args)
+    schedule = ScheduleLength(args.config, getattr(args, 'epochs', None), getattr(args, 'iters', None),
+                              args.cfg_options)
+    cfg = load_config(args, before_options=schedule.apply)  # --epochs/--iters before --cfg-options
+    schedule.check(cfg)  # loop vs scheduler ends
     if args.resume_if_any:
         resolve_resume_if_any(cfg, args)
     if args.amp:
@@ -145,6 +158,7 @@ def _main(argv, held):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    prepare_runner(runner, args.config)  # an empty epoch named; fractional-epoch schedulers in whole iterations
     if args.deterministic:
         gpu.relax_determinism()  # mmengine switched strict mode on
     if args.compile:
