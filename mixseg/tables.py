@@ -6,7 +6,7 @@ copies it into ``<work_dir>/results/<tag>.json`` (tag ``ss`` single-scale, ``ms`
 :func:`collect` scans work dirs for those files and :func:`build_tables` lays them out like the papers,
 with three numbers per cell: published, ours, difference.
 
-Published numbers: ``shared/PAPERS.md`` (TransMix and MixPro papers for A and B, TokenMix paper for C).
+Published numbers: ``docs/paper_facts.md#published-numbers`` (TransMix and MixPro papers for A and B, TokenMix paper for C).
 """
 from __future__ import annotations
 
