@@ -1,4 +1,4 @@
-"""Table D (ImageNet-1k top-1 of stage 1): the seed papers' rows, `reproduce.py D --dry-run` naming every row's
+"""Table D (ImageNet-1k top-1 of stage 1): the papers' rows, `reproduce.py D --dry-run` naming every row's
 pretraining (or why it cannot run), the top-1 taken from the backbone files, and the demo filling the table."""
 import re
 from pathlib import Path
