@@ -157,3 +157,32 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
         'bad.py:7', 'bad.py:8', 'docs/facts.md:8'], broken
     # a tracked file of that name makes the name a document of the repository
     assert not outside_references(Path('x.md'), 'see PAPERS.md', {'PAPERS.md'})
+
+
+def doc_table(md_text: str, heading: str) -> list[list[str]]:
+    """The body rows (cells stripped) of the first markdown table under ``heading`` (up to the next heading)."""
+    lines = md_text.splitlines()
+    start = lines.index(heading) + 1
+    rows = []
+    for line in lines[start:]:
+        if line.startswith('#'):
+            break
+        if line.startswith('|') and not re.match(r'\|[-| ]+\|$', line):
+            rows.append([c.strip() for c in line.strip('|').split('|')])
+    return rows[1:]  # without the header
+
+
+def test_published_numbers_match_the_tables_module():
+    """docs/paper_facts.md#published-numbers and mixseg.tables hold the same numbers, row by row."""
+    from mixseg.tables import TABLES
+    text = (ROOT / 'docs/paper_facts.md').read_text(encoding='utf-8')
+    for name in 'ABC':
+        table = TABLES[name]
+        n = len(table.label_headers)
+        doc = {tuple(r[:n]): tuple(float(c) for c in r[n:]) for r in doc_table(text, f'### Table {name}')}
+        code = {r.label: r.published for r in table.rows if not r.extra}
+        assert doc == code, f'table {name}: docs/paper_facts.md and mixseg/tables.py differ'
+    methods = ('baseline', 'transmix', 'mixpro', 'tokenmix')
+    doc = {(r[0], m): float(v) for r in doc_table(text, '### Table D') for m, v in zip(methods, r[1:]) if v != '—'}
+    code = {(dict(r.key)['model'], dict(r.key)['method']): r.published[0] for r in TABLES['D'].rows if not r.extra}
+    assert doc == code, 'table D: docs/paper_facts.md and mixseg/tables.py differ'
