@@ -7,6 +7,7 @@ absolute home folders. Paper facts are cited from docs/paper_facts.md (or direct
 repository file), so a reader of a clean clone can follow every citation. This file is left out of the scan: it
 has to spell the patterns it looks for.
 """
+import functools
 import os
 import re
 import subprocess
@@ -89,6 +90,11 @@ def anchors(md_text: str) -> set:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def page_anchors(page: Path) -> frozenset:
+    return frozenset(anchors(page.read_text(encoding='utf-8')))
+
+
 def broken_doc_cites(root: Path, path: Path, text: str) -> list[str]:
     """``file:line: what`` for each ``docs/<file>.md[#anchor]`` (and, in a markdown page, ``](#anchor)``) that names
     a missing page or a heading the page does not have."""
@@ -104,7 +110,7 @@ def broken_doc_cites(root: Path, path: Path, text: str) -> list[str]:
                 found.append(f'{rel}:{no}: cites docs/{page}, which does not exist')
                 continue
             anchor = (anchor or '').rstrip('.:')
-            if anchor and anchor not in anchors(target.read_text(encoding='utf-8')):
+            if anchor and anchor not in page_anchors(target):
                 found.append(f'{rel}:{no}: cites {target.relative_to(root).as_posix()}#{anchor}: no such heading there')
     return found
 
