@@ -1,4 +1,4 @@
-"""Generated demo data in the real dataset layouts (DESIGN §6).
+"""Generated demo data in the real dataset layouts (docs/CONTRACTS.md#data-locations-mmsegmmdet-conventions).
 
 Images of geometric shapes (the object classes) with varied colour, scale, rotation and texture on
 textured backgrounds, written in four layouts that the real loaders read unchanged:

@@ -6,7 +6,7 @@ copies it into ``<work_dir>/results/<tag>.json`` (tag ``ss`` single-scale, ``ms`
 :func:`collect` scans work dirs for those files and :func:`build_tables` lays them out like the papers,
 with three numbers per cell: published, ours, difference.
 
-Published numbers: ``shared/PAPERS.md`` (TransMix and MixPro papers for A and B, TokenMix paper for C).
+Published numbers: ``docs/paper_facts.md#published-numbers`` (TransMix and MixPro papers for A and B, TokenMix paper for C).
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ TABLE_C = Table(
 
 TABLES = {t.name: t for t in (TABLE_A, TABLE_B, TABLE_C)}
 
-# Table D: ImageNet-1k top-1 of stage 1 (context for every downstream row), the seed papers' rows.
+# Table D: ImageNet-1k top-1 of stage 1 (context for every downstream row), the papers' rows.
 # MixPro paper, Table 1 (baseline and TransMix columns quoted from the TransMix paper): the models by their
 # parameters/FLOPs there — XCiT-T 12M/2.3G = XCiT-T24, XCiT-S 26M/4.8G = XCiT-S12, XCiT-M 84M = XCiT-M24,
 # XCiT-L 189M = XCiT-L24, CaiT-XXS 17.3M/3.8G = CaiT-XXS-36 (the XCiT/CaiT papers' 224² numbers agree:

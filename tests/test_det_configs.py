@@ -1,6 +1,6 @@
 """Every detection config (configs/mask_rcnn/, configs/demo/mask-rcnn_*) builds — the model with our PVT backbone
 (and a forward pass), the dataset objects with their pipelines — and follows the official PVT Mask R-CNN 1x
-recipe of PAPERS.md (AdamW lr 2e-4, wd 1e-4, 12 epochs, steps 8/11, warmup 500, batch 16 as 8x2, 1333x800;
+recipe of docs/paper_facts.md#transfer-recipes (AdamW lr 2e-4, wd 1e-4, 12 epochs, steps 8/11, warmup 500, batch 16 as 8x2, 1333x800;
 PVT-L: lr 2e-4/1.4 with 8x1 images; backbone drop path 0.1 for T/S, 0 for M/L, as whai362/PVT detection/)."""
 import copy
 import re

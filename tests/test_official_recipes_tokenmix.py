@@ -3,7 +3,7 @@
 The values are data here, each with where it comes from, so that a change of a config that leaves the official
 recipe fails this test. Sources: ``main.py`` (argument defaults, lr scaling, scheduler, EMA, loss choice),
 ``exp/deit_small/run.sh`` (the command of the released run), ``tokenmix.py`` (mask and label rules),
-``datasets.py`` / ``relabel/`` (data pipeline, label maps), ``deit.py`` (models); PAPERS.md "TokenMix".
+``datasets.py`` / ``relabel/`` (data pipeline, label maps), ``deit.py`` (models); docs/paper_facts.md#tokenmix.
 """
 import math
 from pathlib import Path

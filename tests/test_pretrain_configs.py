@@ -1,4 +1,4 @@
-"""Every stage-1 config carries the papers' recipe (PAPERS.md, "Pretraining recipe" and the method sections)."""
+"""Every stage-1 config carries the papers' recipe (docs/paper_facts.md#pretraining-recipe and the method sections)."""
 import itertools
 import math
 from pathlib import Path
@@ -19,13 +19,13 @@ MODELS_ = {'deit-t': 'deit_tiny_patch16_224', 'deit-s': 'deit_small_patch16_224'
 METHODS = ('baseline', 'transmix', 'mixpro', 'tokenmix')
 CONFIGS = [ROOT / f'configs/pretrain/{m}_{k}_8xb128-300e_in1k.py' for m, k in itertools.product(MODELS_, METHODS)]
 
-# PAPERS.md, "Pretraining recipe (DeiT, 300 epochs, ImageNet-1k)" and "Mixup / CutMix", TransMix official EMA
+# docs/paper_facts.md#pretraining-recipe, docs/paper_facts.md#mixup-and-cutmix, TransMix official EMA
 RECIPE = dict(lr_per_512=5e-4, weight_decay=0.05, warmup_epochs=5, warmup_lr=1e-6, epochs=300, min_lr=1e-5,
               gpus=8, batch_per_gpu=128, smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0,
               mix_prob=1.0, switch_prob=0.5, randaug='rand-m9-mstd0.5-inc1', re_prob=0.25, repeats=3,
               crop_pct=0.875, img_size=224, interpolation='bicubic', ema_decay=0.99996, maskmix_prob=0.5,
               tokenmix_ratio=0.5, tokenmix_min_block=14)
-# drop path: PAPERS.md (DeiT-T/S/B 0.1); PVT v1 (PAPERS.md silent): the official PVT configs, which also clip
+# drop path: DeiT Table 9 (DeiT-T/S/B 0.1); PVT v1: whai362/PVT classification/configs/pvt/*.py, which also clip
 # gradients at norm 1.0 for Medium/Large
 DROP_PATH = {'deit-t': 0.1, 'deit-s': 0.1, 'deit-b': 0.1, 'pvt-t': 0.1, 'pvt-s': 0.1, 'pvt-m': 0.3, 'pvt-l': 0.3}
 CLIP_GRAD = {'pvt-m': 1.0, 'pvt-l': 1.0}

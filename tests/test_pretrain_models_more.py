@@ -151,7 +151,7 @@ def test_swin_mixpro_config_maskmix_cells_of_56_px():
         mixed = mm(x, y)
     except ValueError as e:  # MaskMix of this branch: cells must be whole tokens (56 px is not 32-px tokens)
         if 'whole number of tokens' in str(e):
-            pytest.skip(f'needs MaskMix cells on the pixel grid (PAPERS.md MixPro): {e}')
+            pytest.skip(f'needs MaskMix cells on the pixel grid (docs/paper_facts.md#mixpro): {e}')
         raise
     assert mixed.token_mask.shape == (3, 7, 7) and mixed.needs == frozenset()
     # every 56-px cell comes whole from one image; the pasted share is the label

@@ -1,6 +1,6 @@
 """Every segmentation config (configs/segmenter/, configs/demo/segmenter-*) builds: the model (and a forward
 pass of the right shape), the dataset with its train/test/multi-scale pipelines; and each follows the recipe
-of PAPERS.md that its name states."""
+of docs/paper_facts.md#transfer-recipes that its name states."""
 import copy
 import re
 from pathlib import Path

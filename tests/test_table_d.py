@@ -1,4 +1,4 @@
-"""Table D (ImageNet-1k top-1 of stage 1): the seed papers' rows, `reproduce.py D --dry-run` naming every row's
+"""Table D (ImageNet-1k top-1 of stage 1): the papers' rows, `reproduce.py D --dry-run` naming every row's
 pretraining (or why it cannot run), the top-1 taken from the backbone files, and the demo filling the table."""
 import re
 from pathlib import Path
@@ -29,7 +29,7 @@ def test_table_d_holds_every_seed_row():
     assert {k['model'] for k in keys if k['method'] == 'tokenmix'} == {
         'deit-t', 'pvt-t', 'cait-xxs24', 'deit-s', 'swin-t', 'deit-b'}
     assert not [k for k in keys if k['model'] == 'swin-t' and k['method'] in ('transmix', 'mixpro')]
-    # spot checks against shared/PAPERS.md "D."
+    # spot checks against docs/paper_facts.md#table-d
     assert published('deit-t', 'baseline') == 72.2 and published('deit-t', 'tokenmix') == 73.2
     assert published('xcit-l24', 'mixpro') == 84.7 and published('ca-swin-s', 'transmix') == 83.2
     assert published('cait-xxs24', 'baseline') == 77.6 and published('cait-xxs36', 'baseline') == 79.1

@@ -1,5 +1,5 @@
 """Stage-2 backbone speed: our registered backbone vs the host library's own implementation of the same network
-(DESIGN §8: ours must not be slower). Forward + backward of one training step on the same weights and input,
+(the requirement: ours must not be slower). Forward + backward of one training step on the same weights and input,
 the two implementations interleaved (alternating order) so that machine load hits both alike; medians.
 
     python tools/benchmark_backbone.py --task det                 # MixsegPVT vs mmdet PVT, PVT-S, 1x3x800x1216

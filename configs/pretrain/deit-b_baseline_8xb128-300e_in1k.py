@@ -1,5 +1,5 @@
 # COMMON PROTOCOL: one recipe for every method (DeiT's: 8 GPUs x 128, lr 1e-3, repeated augmentation, random
-# erasing 0.25, no EMA; PAPERS.md "Pretraining recipe"), so that methods compare like with like. The OFFICIAL
+# erasing 0.25, no EMA; docs/paper_facts.md#pretraining-recipe), so that methods compare like with like. The OFFICIAL
 # family (configs/pretrain/*-official_*.py, README "Recipes") runs a method as its official code did.
 _base_ = [
     '../_base_/models/deit-b.py', '../_base_/datasets/imagenet_bs128.py',

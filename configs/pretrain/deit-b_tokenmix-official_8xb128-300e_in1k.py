@@ -1,5 +1,5 @@
 # TokenMix, OFFICIAL family: every value as the released code ran it (Sense-X/TokenMix main.py defaults,
-# exp/deit_small/run.sh, tokenmix.py; PAPERS.md "TokenMix"), each with its source in
+# exp/deit_small/run.sh, tokenmix.py; docs/paper_facts.md#tokenmix), each with its source in
 # configs/_base_/official/tokenmix_deit_in1k.py. DeiT-T/B: the README reports them (73.2 / 82.9) without a script;
 # the DeiT-S command with the model swapped is assumed.
 # The common-protocol family (one recipe for all methods) is configs/pretrain/*_tokenmix_8xb128-300e_in1k.py.

@@ -6,7 +6,7 @@ _base_ = [
 # MASK_PATCH_SIZE 56), otherwise the Mixup/CutMix switch. Swin has no class token, so MaskMix batches keep the
 # area label (pal=False): Progressive Attention Labeling needs class attention (the paper's Swin rows use CA-Swin,
 # Swin with class-attention layers, which is not released; docs/pretrain_models.md). The 56-px cells lie on the pixel
-# grid and the label side on the 7×7 grid through ↓M (needs MaskMix's pixel-grid cells, PAPERS.md MixPro).
+# grid and the label side on the 7×7 grid through ↓M (needs MaskMix's pixel-grid cells, docs/paper_facts.md#mixpro).
 model = dict(mixer=dict(type='mixpro_recipe', maskmix_prob=0.5, mask_patch=56, pal=False, mixup_alpha=0.8,
                         cutmix_alpha=1.0, switch_prob=0.5, label_smoothing=0.1))
 

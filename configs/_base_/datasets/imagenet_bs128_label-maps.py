@@ -1,4 +1,4 @@
-# imagenet_bs128.py with teacher label maps for TokenMix (the paper's label source, PAPERS.md "Official label maps"):
+# imagenet_bs128.py with teacher label maps for TokenMix (the paper's label source, docs/paper_facts.md#official-label-maps):
 # each training sample carries its image's dense label map, and the training transform records the random-resized
 # crop box and flip, so TokenMix can RoIAlign the map to the crop at the token grid (pretrain/label_map_data.py).
 # Maps: TokenLabeling format (<root>/<class>/<image stem>.pt, 2×k×H×W top-k scores + class indices). The official

@@ -1,5 +1,5 @@
 # OFFICIAL FAMILY — TokenMix on DeiT as its released code ran it (Sense-X/TokenMix main.py defaults,
-# exp/deit_small/run.sh, tokenmix.py; PAPERS.md "TokenMix"), each value with its source. The leaves
+# exp/deit_small/run.sh, tokenmix.py; docs/paper_facts.md#tokenmix), each value with its source. The leaves
 # configs/pretrain/deit-{t,s,b}_tokenmix-official_8xb128-300e_in1k.py add the model.
 # The common-protocol family (one recipe for all methods) is configs/pretrain/*_tokenmix_8xb128-300e_in1k.py.
 _base_ = [

@@ -1,4 +1,4 @@
-# DeiT schedule (PAPERS.md "Pretraining recipe"): AdamW, lr = 5e-4 × total batch / 512 (DeiT's linear rule)
+# DeiT schedule (docs/paper_facts.md#pretraining-recipe): AdamW, lr = 5e-4 × total batch / 512 (DeiT's linear rule)
 # = 1e-3 at the nominal 8 GPUs × 128 = 1024, wd 0.05 without decay on norms, biases (all 1-D parameters) and
 # the model's no_weight_decay() parameters (DeiT/ViT: pos_embed, cls_token, dist_token), 5 linear warmup
 # epochs from 1e-6, cosine to 1e-5, 300 epochs; LR stepped per iteration.
