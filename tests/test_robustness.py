@@ -176,3 +176,53 @@ def test_occlusion_reuses_the_viz_definition_with_mapped_targets(tmp_path):
                     progress=False)
     assert rec['benchmark'] == 'occlusion' and rec['images'] == 3
     assert [r['top1'] for r in rec['results']] == pytest.approx([100 / 3, 100 / 3])
+
+
+# ---------------------------------------------------------------------------------------------- tool and Table E
+@pytest.fixture(scope='module')
+def tiny_imagenet_classifier(tmp_path_factory):
+    """An official-format timm .pth (no metadata) of a 1000-class ViT at 32 px."""
+    import timm
+    torch.manual_seed(0)
+    model = timm.create_model('vit_tiny_patch16_224', pretrained=False, num_classes=1000, img_size=32)
+    path = tmp_path_factory.mktemp('ckpt') / 'vit_tiny_in1k.pth'
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_tool_writes_results_that_fill_table_e(tmp_path, tiny_imagenet_classifier):
+    import json
+
+    from mixseg.tables import TABLE_E, build_table, collect, render
+    from tools.robustness import main
+    wnids = imagenet_wnids()
+    a = _folder(tmp_path / 'imagenet-a', {wnids[6]: 2, wnids[11]: 1})
+    val = _folder(tmp_path / 'val', {wnids[0]: 2, wnids[6]: 1})
+    wd = tmp_path / 'wd'
+    common = ['--checkpoint', str(tiny_imagenet_classifier), '--arch', 'vit_tiny_patch16_224', '--img-size', '32',
+              '--work-dir', str(wd), '--model', 'deit-s', '--no-progress']
+    main(['imagenet-a', '--images', str(a)] + common)
+    main(['imagenet-o', '--images', str(a), '--val', str(val)] + common)
+    main(['shuffle', '--images', str(val), '--grids', '1', '2'] + common)
+    rec = json.loads((wd / 'results' / 'imagenet-a.json').read_text())
+    assert rec['table_row'] == dict(table='E', model='deit-s', method='baseline')
+    assert 0 <= rec['metrics']['top1'] <= 100
+    assert set(json.loads((wd / 'results' / 'shuffle.json').read_text())['metrics']) == {'top1@g1', 'top1@g2'}
+    assert json.loads((wd / 'robustness' / 'imagenet-o.json').read_text())['val_images'] == 3
+    col = collect([wd])
+    assert not col.skipped
+    cells = dict((row.label, cells) for row, cells in build_table(TABLE_E, col))[('DeiT-S', 'baseline')]
+    assert cells[0].ours == pytest.approx(rec['metrics']['top1'])
+    assert 'published values left empty' in render(TABLE_E, col)
+
+
+def test_tool_refuses_a_folder_of_other_classes(tmp_path, tiny_imagenet_classifier):
+    from tools.robustness import main
+    bad = _folder(tmp_path / 'shapes', {'circle': 1, 'square': 1})
+    with pytest.raises(SystemExit, match=r'shapes: 2 of its 2 class folders are not ImageNet-1k classes'):
+        main(['imagenet-r', '--images', str(bad), '--checkpoint', str(tiny_imagenet_classifier), '--arch',
+              'vit_tiny_patch16_224', '--img-size', '32', '--work-dir', str(tmp_path / 'wd'), '--no-progress'])
+    assert not (tmp_path / 'wd' / 'results').exists()
+    with pytest.raises(SystemExit, match='needs --val'):
+        main(['imagenet-o', '--images', str(bad), '--checkpoint', str(tiny_imagenet_classifier), '--arch',
+              'vit_tiny_patch16_224', '--work-dir', str(tmp_path / 'wd'), '--no-progress'])
