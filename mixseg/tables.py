@@ -668,7 +668,9 @@ def baseline_deltas(table: Table, col: Collection) -> list[tuple[str, str, float
 
 def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = '') -> Path:
     """Per table: the absolute values (published vs ours, every run row and column) and beside them the gain over
-    the baseline, Δ = method − baseline, published vs ours. Legends sit outside the axes, never over a bar."""
+    the baseline, Δ = method − baseline, published vs ours. Legends sit outside the axes, never over a bar. With
+    Table E, its occlusion and shuffling curves go beside: ``<out stem>_E_curves.png``
+    (:func:`plot_robustness_curves`)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -708,7 +710,15 @@ def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = 
         fig.savefig(tmp, dpi=110, format='png')
     path = atomic_write(out, write)
     plt.close(fig)
+    if any(t.name == 'E' for t in tables):
+        plot_robustness_curves(col, curves_path(out), note)
     return path
+
+
+def curves_path(out: str | Path) -> Path:
+    """Where :func:`plot` puts Table E's curves, beside its ``out``."""
+    out = Path(out)
+    return out.with_name(f'{out.stem}_E_curves.png')
 
 
 def _bars(ax, labels, pub, ours, ours_name):

@@ -226,3 +226,56 @@ def test_tool_refuses_a_folder_of_other_classes(tmp_path, tiny_imagenet_classifi
     with pytest.raises(SystemExit, match='needs --val'):
         main(['imagenet-o', '--images', str(bad), '--checkpoint', str(tiny_imagenet_classifier), '--arch',
               'vit_tiny_patch16_224', '--work-dir', str(tmp_path / 'wd'), '--no-progress'])
+
+
+# ---------------------------------------------------------------------------------------------- planner and demo
+def test_demo_data_has_robustness_folders_of_demo_classes(tmp_path):
+    from mixseg.demo_data import IMAGENET_CLASSES, ROBUSTNESS_CLASSES, make_demo_data
+    root = make_demo_data(tmp_path, size='tiny', only='robustness', log=None)['robustness']
+    for bench in ('imagenet-a', 'imagenet-r', 'imagenet-o'):
+        names = folder_classes(root / bench)
+        assert names == sorted(ROBUSTNESS_CLASSES[bench]) and set(names) <= set(IMAGENET_CLASSES)
+        assert all(len(list((root / bench / n).glob('*.JPEG'))) == 2 for n in names)
+
+
+def test_plan_of_table_e(tmp_path):
+    """Real setting: five benchmark steps per method on the pretraining's final training checkpoint, blocked
+    while the benchmark folders are missing; demo: the generated folders, --any-classes."""
+    import mixseg.reproduce as lib
+    steps = lib.make_plan(['E'], work_root=tmp_path / 'w')
+    rob = [s for s in steps if s.script == 'robustness']
+    assert len(rob) == 20 and all(s.kind == 'test' for s in rob)
+    by_bench = {s.argv[0] for s in rob}
+    assert by_bench == {'occlusion', 'shuffle', 'imagenet-a', 'imagenet-r', 'imagenet-o'}
+    s = next(s for s in rob if s.argv[0] == 'imagenet-a' and 'transmix' in s.name)
+    assert steps[s.deps[0]].kind == 'pretrain' and s.argv[2].endswith('.pth')
+    assert s.argv[s.argv.index('--model') + 1] == 'deit-s' and '--any-classes' not in s.argv
+    assert s.blocked.startswith('missing data: data/imagenet-a')
+    demo = lib.make_plan(['E'], demo=True, launcher='none', work_root=tmp_path / 'd')
+    data = next(s for s in demo if s.kind == 'data')
+    assert 'robustness' in data.command[-1]
+    rob = [s for s in demo if s.script == 'robustness']
+    assert len(rob) == 20 and all('--any-classes' in s.argv and not s.blocked for s in rob)
+    tok = next(s for s in demo if s.kind == 'pretrain' and 'tokenmix' in s.name)
+    assert any(demo[d].kind == 'maps' for d in tok.deps)      # the demo TokenMix pretraining reads label maps
+
+
+@pytest.mark.slow
+def test_demo_table_e_end_to_end(tmp_path):
+    """tools/reproduce.py E --demo on tiny data, one epoch: every benchmark writes its results, Table E fills,
+    its curves are drawn."""
+    from mixseg.engine import load_tool
+    from mixseg.tables import TABLE_E, collect, missing_cells
+    rp = load_tool('reproduce')
+    argv = ['E', '--demo', '--methods', 'baseline', 'transmix', '--work-root', str(tmp_path / 'w'), '--data-root',
+            str(tmp_path / 'd'), '--demo-schedule', 'data_size=tiny', 'pretrain_epochs=1']
+    printed = []
+    rp.main(argv, out=lambda s: printed.extend(str(s).splitlines()))
+    assert 'FAILED' not in '\n'.join(printed)
+    for m in ('baseline', 'transmix'):
+        for bench in ('occlusion', 'shuffle', 'imagenet-a', 'imagenet-r', 'imagenet-o'):
+            assert (tmp_path / f'w/robustness/vit-nano_{m}/results/{bench}.json').is_file()
+    col = collect([tmp_path / 'w'])
+    assert len(missing_cells(TABLE_E, col)) == 2 * len(TABLE_E.columns)      # MixPro and TokenMix rows not run
+    assert (tmp_path / 'w/tables_E_curves.png').is_file()
+    assert '| DeiT-S | TransMix | — / ' in (tmp_path / 'w/tables.md').read_text()

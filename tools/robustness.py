@@ -51,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument('--workers', type=int, default=0)
     p.add_argument('--crop-pct', type=float, default=0.875, help='centre-crop share (timm eval)')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                   help='accepted for the table runs\' Slurm jobs; a benchmark runs in one process')
     return p.parse_args(argv)
 
 

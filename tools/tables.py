@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mixseg.checkpoint import atomic_write_text  # noqa: E402
-from mixseg.tables import TABLES, missing_cells, plot, plot_robustness_curves, render_tables  # noqa: E402
+from mixseg.tables import TABLES, curves_path, missing_cells, plot, render_tables  # noqa: E402
 
 
 def main(argv=None):
@@ -44,10 +44,8 @@ def main(argv=None):
         atomic_write_text(args.out, text + '\n')
     if args.plot:
         print(f'plot written to {plot([TABLES[t] for t in args.tables], col, args.plot, args.note)}', file=sys.stderr)
-        if 'E' in args.tables:   # Table E's occlusion and shuffling curves, one line per method
-            curves = plot_robustness_curves(col, osp.splitext(args.plot)[0] + '_E_curves.png', args.note)
-            if curves:
-                print(f'Table E curves written to {curves}', file=sys.stderr)
+        if 'E' in args.tables and osp.isfile(curves_path(args.plot)):   # (plot draws them with Table E)
+            print(f'Table E curves (occlusion, shuffling) written to {curves_path(args.plot)}', file=sys.stderr)
     return col
 
 
