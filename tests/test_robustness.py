@@ -255,7 +255,7 @@ def test_plan_of_table_e(tmp_path):
     data = next(s for s in demo if s.kind == 'data')
     assert 'robustness' in data.command[-1]
     rob = [s for s in demo if s.script == 'robustness']
-    assert len(rob) == 20 and all('--any-classes' in s.argv and not s.blocked for s in rob)
+    assert len(rob) == 20 and all('--any-classes' in s.argv and '--max-images' in s.argv and not s.blocked for s in rob)
     tok = next(s for s in demo if s.kind == 'pretrain' and 'tokenmix' in s.name)
     assert any(demo[d].kind == 'maps' for d in tok.deps)      # the demo TokenMix pretraining reads label maps
 

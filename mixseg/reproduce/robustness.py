@@ -5,7 +5,7 @@ pretraining (the classifier: a backbone file has no head), into ``<work root>/ro
 Data: ImageNet val for occlusion and shuffling, ImageNet-A/-R/-O in their released layouts under ``data/``
 (``data/imagenet-a``, ``data/imagenet-r``, ``data/imagenet-o``); the demo reads the generated ones
 (:mod:`mixseg.demo_data`, dataset ``robustness``) and the demo ImageNet val, with ``--any-classes`` (the demo
-models know the demo's shape classes, not ImageNet-1k's).
+models know the demo's shape classes, not ImageNet-1k's) and ``--max-images 50``.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Callable, Optional
 from .steps import ROOT, Step, rel
 
 BENCHMARKS = ('occlusion', 'shuffle', 'imagenet-a', 'imagenet-r', 'imagenet-o')
+#: demo: images per benchmark folder (an even share of every class), so that Table E adds little to `make demo`
+DEMO_MAX_IMAGES = 50
 REAL_DATA = {'val': 'data/imagenet/val', 'imagenet-a': 'data/imagenet-a', 'imagenet-r': 'data/imagenet-r',
              'imagenet-o': 'data/imagenet-o'}
 
@@ -38,7 +40,8 @@ def robustness_steps(row_model: str, pmodel: str, method: str, label: str, ckpt:
         images = dirs['val'] if bench in ('occlusion', 'shuffle') else dirs[bench]
         argv = [bench, '--checkpoint', rel(ckpt) if ckpt else '?', '--images', rel(images)] \
             + (['--val', rel(dirs['val'])] if bench == 'imagenet-o' else []) \
-            + ['--work-dir', rel(wd), '--model', row_model, '--no-progress'] + (['--any-classes'] if demo else [])
+            + ['--work-dir', rel(wd), '--model', row_model, '--no-progress'] \
+            + (['--any-classes', '--max-images', str(DEMO_MAX_IMAGES)] if demo else [])
         missing = '' if demo or Path(images).is_dir() else \
             f'missing data: {rel(images)} (the released {bench if bench.startswith("imagenet-") else "ImageNet val"} ' \
             f'folder, <dir>/<wnid>/<image>)'

@@ -3,14 +3,15 @@
 Written by hand because none of the installed libraries has them: scikit-learn (``roc_auc_score``,
 ``average_precision_score``) is not a dependency of this project, and timm/torch have no ranking metrics. The
 definitions follow scikit-learn's, so numbers compare with the papers' (Hendrycks et al.'s ImageNet-O evaluation
-computes AUPR with scikit-learn's ``average_precision_score``):
+uses scikit-learn's ``average_precision_score``, ImageNet-O images as the positive class):
 
 * :func:`auroc` — the probability that a random positive scores above a random negative, ties counting one half
   (Mann–Whitney U / (n_pos · n_neg)); equals the area under the ROC curve;
 * :func:`aupr` — average precision ``Σ_k (R_k − R_{k−1}) · P_k`` over the distinct score thresholds, highest
   first (a step-wise area under the precision–recall curve, no interpolation);
-* :func:`msp_anomaly_score` — the negative maximum softmax probability, the anomaly score of ImageNet-O
-  (Hendrycks et al. 2021, "Natural adversarial examples"), which TransMix and MixPro report;
+* :func:`msp_anomaly_score` — the negative maximum softmax probability, the anomaly score of the ImageNet-O
+  evaluation (Hendrycks et al. 2021, "Natural adversarial examples": the maximum-softmax-probability baseline),
+  the OOD-detection benchmark of TransMix's robustness study;
 * :func:`restricted_top1` — top-1 with the logits restricted to a subset of the classes (ImageNet-A/-R: the
   dataset's 200 classes).
 """

@@ -1,9 +1,10 @@
 """Spatial-structure shuffling: the image cut into a g×g grid of equal cells, the cells permuted at random.
 
-The study of TransMix's robustness section, after Naseer et al. 2021 ("Intriguing properties of vision
-transformers", Sec. 3.3): shuffle grids of 1, 4, 16, 64 and 196 cells, i.e. ``g`` = 1 (the intact image), 2, 4,
-8 and 14 on a 224-px input (14 = the 16-px token grid of DeiT). When the side is no multiple of ``g`` the
-left-over border rows/columns stay in place (only whole cells move).
+TransMix's spatial-structure benchmark, after the shuffle study of Naseer et al. 2021 ("Intriguing properties of
+vision transformers"). Default grids ``g`` = 1 (the intact image), 2, 4, 8, 14, i.e. 1 … 196 cells on a 224-px
+input (14×14 = DeiT's 16-px token grid); the papers' exact list of grid sizes could not be checked against their
+text, so ``grids`` (``--grids``) sets others. When the side is no multiple of ``g`` the left-over border
+rows/columns stay in place (only whole cells move).
 
 The permutation of an image depends only on (seed, g, image index) — the same for every model and batch size.
 """
@@ -13,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-#: grid sides of the shuffling study (Naseer et al. 2021, Sec. 3.3: 1, 4, 16, 64, 196 cells)
+#: grid sides of the shuffling benchmark: 1 … 196 cells (see the module doc on their source)
 GRIDS = (1, 2, 4, 8, 14)
 
 __all__ = ['GRIDS', 'shuffle_perms', 'shuffle_patches']
