@@ -11,6 +11,11 @@ textured backgrounds, written in four layouts that the real loaders read unchang
                          PNG 0 = background (ignored), 1..59 = classes)
 * COCO instances         ``<out>/coco/{train2017,val2017}/*.jpg``, ``<out>/coco/annotations/instances_*.json``
                          (mmdet ``CocoDataset`` with ``metainfo=dict(classes=COCO_CLASSES)``, pycocotools)
+* robustness benchmarks  ``<out>/robustness/{imagenet-a,imagenet-r,imagenet-o}/<class>/*.JPEG`` (the released
+                         ImageNet-A/-R/-O layout; tools/robustness.py): "A" hard images of half the classes
+                         (a small object beside a large one of another class), "R" renditions of the other half
+                         (grey outlines on white: no colour, no texture), "O" images of no class (background
+                         only) filed under class folders, as ImageNet-O files its images under wnids
 
 Everything is a pure function of ``(seed, size)``: every image has its own random generator keyed by
 (seed, dataset, split, index), so the same seed gives byte-identical files (and ``only=`` does not change
@@ -75,14 +80,15 @@ IGNORE_VALUE = 0  # PNG value of the thin unlabeled band along the stuff boundar
 # ---------------------------------------------------------------------------------------------------------
 # Datasets, directories and sizes
 # ---------------------------------------------------------------------------------------------------------
-DATASETS = ('imagenet', 'ade20k', 'pascal_context', 'coco')
+DATASETS = ('imagenet', 'ade20k', 'pascal_context', 'coco', 'robustness')
 _ALIASES = {'ade': 'ade20k', 'pascal_context59': 'pascal_context', 'pascal': 'pascal_context',
             'voc': 'pascal_context'}
 #: Top-level directory under ``out`` that is generated atomically (and holds the ``.complete`` marker).
-DATASET_DIRS = {'imagenet': 'imagenet', 'ade20k': 'ade', 'pascal_context': 'VOCdevkit', 'coco': 'coco'}
+DATASET_DIRS = {'imagenet': 'imagenet', 'ade20k': 'ade', 'pascal_context': 'VOCdevkit', 'coco': 'coco',
+                'robustness': 'robustness'}
 #: The ``data_root`` a config uses, relative to ``out``.
 DATA_ROOTS = {'imagenet': 'imagenet', 'ade20k': 'ade/ADEChallengeData2016',
-              'pascal_context': 'VOCdevkit/VOC2010', 'coco': 'coco'}
+              'pascal_context': 'VOCdevkit/VOC2010', 'coco': 'coco', 'robustness': 'robustness'}
 MARKER = '.complete'
 
 
@@ -113,8 +119,8 @@ SIZES = {
                       coco_objects=(2, 5)),
 }
 
-_DS_CODE = {'imagenet': 1, 'ade20k': 2, 'pascal_context': 3, 'coco': 4}
-_SPLIT_CODE = {'train': 0, 'val': 1}
+_DS_CODE = {'imagenet': 1, 'ade20k': 2, 'pascal_context': 3, 'coco': 4, 'robustness': 5}
+_SPLIT_CODE = {'train': 0, 'val': 1, 'imagenet-a': 2, 'imagenet-r': 3, 'imagenet-o': 4}
 
 
 def _rng(seed: int, dataset: str, split: str, *index: int) -> np.random.Generator:
@@ -483,8 +489,46 @@ def _write_coco(root: Path, seed: int, spec: SizeSpec) -> dict:
     return counts
 
 
+#: the demo robustness benchmarks: which classes each has (ImageNet-A and -R cover 200 of the 1000 classes each)
+ROBUSTNESS_CLASSES = {'imagenet-a': IMAGENET_CLASSES[0::2], 'imagenet-r': IMAGENET_CLASSES[1::2],
+                      'imagenet-o': IMAGENET_CLASSES[:5]}
+
+
+def _robustness_image(rng: np.random.Generator, bench: str, cls: str, size: int) -> np.ndarray:
+    if bench == 'imagenet-o':                                # no object: what ImageNet-O's images are to its classes
+        return _finish(rng, _background(rng, size, size))
+    if bench == 'imagenet-r':                                # a rendition: grey outline on white
+        img = np.full((size, size, 3), 255.0, np.float32)
+        poly = _fit_inside(_random_shape(rng, cls, size / 2, size / 2, size * rng.uniform(0.28, 0.4)), size, size)
+        mask = _rasterize(poly, size, size)
+        inner = _rasterize(poly.mean(0) + (poly - poly.mean(0)) * 0.8, size, size)
+        img[mask & ~inner] = rng.uniform(40, 120)
+        return _finish(rng, img)
+    img = _background(rng, size, size)                       # natural adversarial: a large distractor, small object
+    other = SHAPE_CLASSES[(SHAPE_CLASSES.index(cls) + rng.integers(1, len(SHAPE_CLASSES))) % len(SHAPE_CLASSES)]
+    _paint(rng, img, _fit_inside(_random_shape(rng, other, size / 2, size / 2, size * 0.35), size, size), other)
+    r = size * rng.uniform(0.12, 0.18)
+    cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+    _paint(rng, img, _fit_inside(_random_shape(rng, cls, cx, cy, r), size, size), cls)
+    return _finish(rng, img)
+
+
+def _write_robustness(root: Path, seed: int, spec: SizeSpec) -> dict:
+    counts = {}
+    for bench, classes in ROBUSTNESS_CLASSES.items():
+        for cls in classes:
+            d = root / bench / cls
+            d.mkdir(parents=True)
+            ci = SHAPE_CLASSES.index(cls)
+            for i in range(spec.cls_val):
+                img = _robustness_image(_rng(seed, 'robustness', bench, ci, i), bench, cls, spec.cls_size)
+                _save_jpeg(img, d / f'{cls}_{bench}_{i:05d}.JPEG')
+        counts[bench] = spec.cls_val * len(classes)
+    return counts
+
+
 _WRITERS: dict = {'imagenet': _write_imagenet, 'ade20k': _write_ade20k,
-                  'pascal_context': _write_pascal_context, 'coco': _write_coco}
+                  'pascal_context': _write_pascal_context, 'coco': _write_coco, 'robustness': _write_robustness}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -572,7 +616,7 @@ def make_demo_data(out, seed: int = 0, size: str = 'small', only=None, force: bo
     return roots
 
 
-__all__ = ['SHAPE_CLASSES', 'COCO_CLASSES', 'IMAGENET_CLASSES', 'SHAPE_HUES', 'STUFF_CLASSES',
+__all__ = ['ROBUSTNESS_CLASSES', 'SHAPE_CLASSES', 'COCO_CLASSES', 'IMAGENET_CLASSES', 'SHAPE_HUES', 'STUFF_CLASSES',
            'SHAPE_TO_SEG_CLASS', 'ADE20K_LABELS', 'PASCAL_CONTEXT59_LABELS', 'IGNORE_VALUE', 'DATASETS',
            'DATASET_DIRS', 'DATA_ROOTS', 'SIZES', 'SizeSpec', 'make_demo_data', 'parse_only', 'read_marker',
            'polygon_area']

@@ -137,6 +137,25 @@ TABLE_D = Table('D', 'ImageNet-1k top-1 of the pretrained backbones (MixPro and 
                 ('model', 'method', 'paper'), (TOP1,), _table_d_rows())
 TABLES[TABLE_D.name] = TABLE_D
 
+# Table E: robustness of the pretrained classifiers (tools/robustness.py writes one results file per benchmark,
+# tag = the benchmark). Rows: the seed papers' robustness comparisons on DeiT-S (TransMix paper: DeiT-S vs
+# TransMix on occlusion, patch shuffling, ImageNet-A and ImageNet-O; MixPro paper: MixPro vs TransMix on such
+# benchmarks; TokenMix paper, Fig. 4: occlusion, a figure without a table). ImageNet-R is ours (users expect it
+# beside A and O). Occlusion and shuffling are curves; the table shows one point of each (50 % dropped, 4×4 grid)
+# and tools/tables.py plots the curves.
+E_COLUMNS = (Column('IN-A top-1', 'imagenet-a', 'top1'), Column('IN-O AUPR', 'imagenet-o', 'aupr'),
+             Column('IN-O AUROC', 'imagenet-o', 'auroc'), Column('IN-R top-1', 'imagenet-r', 'top1'),
+             Column('occl. 50%', 'occlusion', 'top1@0.5'), Column('shuffle 4×4', 'shuffle', 'top1@g4'))
+#: why the published cells are empty (printed under the table)
+E_PUBLISHED_NOTE = ('published values left empty: the papers\' robustness tables and figures (TransMix paper, '
+                    'robustness analysis; MixPro paper, robustness comparison with TransMix; TokenMix paper, Fig. 4) '
+                    'could not be read from a source opened for this table; fill them in from the papers')
+TABLE_E = Table('E', 'Robustness of the pretrained DeiT-S classifiers (TransMix, MixPro, TokenMix papers)',
+                ('model', 'method'), E_COLUMNS,
+                tuple(Row(_key(model='deit-s', method=m), ('DeiT-S', _D_METHOD[m]), (None,) * len(E_COLUMNS))
+                      for m in ('baseline', 'transmix', 'mixpro', 'tokenmix')))
+TABLES[TABLE_E.name] = TABLE_E
+
 # ---------------------------------------------------------------------------------------------------------
 # The paper's setup of each table: the data and schedule a result must have been trained and tested with to
 # stand beside the published numbers (mixseg.provenance records them with each result).
@@ -178,8 +197,8 @@ _D_EPOCHS = (('cait-', 400, 'CaiT'), ('xcit-', 400, 'XCiT'), ('', 300, 'the othe
 
 
 def paper_setup(table: str, key: tuple) -> PaperSetup:
-    """The paper's data and schedule of a row of ``table`` (Table D: of the row's model)."""
-    if table != 'D':
+    """The paper's data and schedule of a row of ``table`` (Tables D and E: the pretraining of the row's model)."""
+    if table not in ('D', 'E'):
         return PAPER_SETUPS[table]
     model = str(dict(key).get('model', ''))
     epochs = next(e for prefix, e, _ in _D_EPOCHS if model.startswith(prefix))
@@ -203,7 +222,7 @@ def _count(record: dict, key: str) -> int | None:
 
 def paper_text(table: str) -> str:
     """The paper's setup of a table in words (for the notes)."""
-    if table == 'D':
+    if table in ('D', 'E'):
         other = ', '.join(f'{name}: {e}' for p, e, name in _D_EPOCHS if p)
         exp = paper_setup('D', (('model', 'deit-s'),))
         return (f'{exp.dataset}, {exp.train_images} training / {exp.val_images} evaluated images, '
@@ -555,7 +574,8 @@ def table_notes(table: Table, col: Collection) -> list[str]:
     """What a reader of the table must know: results of no paper row (shown as extra rows), results left out
     or marked because their data or schedule is not the paper's, results whose setup is unknown."""
     mine = [r for (t, _, _), r in sorted(col.results.items(), key=lambda kv: str(kv[0])) if t == table.name]
-    notes = [f'not in any table: Table {table.name} has no row {describe_key(r.key)} [{r.tag}] — {r.path} '
+    notes = [E_PUBLISHED_NOTE] if table.name == 'E' else []
+    notes += [f'not in any table: Table {table.name} has no row {describe_key(r.key)} [{r.tag}] — {r.path} '
              '(shown as an extra row, without published numbers)' for r in unmatched(col) if r.table == table.name]
     paper = paper_text(table.name)
     demo = [r for r in mine if r.status == 'demo']
@@ -648,7 +668,9 @@ def baseline_deltas(table: Table, col: Collection) -> list[tuple[str, str, float
 
 def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = '') -> Path:
     """Per table: the absolute values (published vs ours, every run row and column) and beside them the gain over
-    the baseline, Δ = method − baseline, published vs ours. Legends sit outside the axes, never over a bar."""
+    the baseline, Δ = method − baseline, published vs ours. Legends sit outside the axes, never over a bar. With
+    Table E, its occlusion and shuffling curves go beside: ``<out stem>_E_curves.png``
+    (:func:`plot_robustness_curves`)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -688,7 +710,15 @@ def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = 
         fig.savefig(tmp, dpi=110, format='png')
     path = atomic_write(out, write)
     plt.close(fig)
+    if any(t.name == 'E' for t in tables):
+        plot_robustness_curves(col, curves_path(out), note)
     return path
+
+
+def curves_path(out: str | Path) -> Path:
+    """Where :func:`plot` puts Table E's curves, beside its ``out``."""
+    out = Path(out)
+    return out.with_name(f'{out.stem}_E_curves.png')
 
 
 def _bars(ax, labels, pub, ours, ours_name):
@@ -699,3 +729,40 @@ def _bars(ax, labels, pub, ours, ours_name):
         if v != v:  # NaN: no result for this cell
             ax.annotate('not run', (x + 0.2, 0), ha='center', va='bottom', fontsize=5, rotation=90, color='grey')
     ax.set_xticks(xs, labels, rotation=60, ha='right', fontsize=6)
+
+
+def plot_robustness_curves(col: Collection, out: str | Path, note: str = '') -> Path | None:
+    """Table E's curves: top-1 against the share of patches dropped (occlusion) and against the shuffle grid,
+    one line per (model, method) with results. None when there are no curve results."""
+    curves = {}
+    for (t, key, tag), r in sorted(col.results.items(), key=lambda kv: str(kv[0])):
+        if t != 'E' or tag not in ('occlusion', 'shuffle'):
+            continue
+        pts = sorted((float(k.split('@', 1)[1].lstrip('g')), float(v)) for k, v in r.metrics.items()
+                     if k.startswith('top1@') and isinstance(v, (int, float)))
+        curves.setdefault(tag, []).append((describe_key(key) + MARKS.get(r.status, ''), pts))
+    if not curves:
+        return None
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, tag, xlabel in ((axes[0], 'occlusion', 'share of patches dropped'),
+                            (axes[1], 'shuffle', 'shuffle grid side g (g×g cells)')):
+        for label, pts in curves.get(tag, []):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='o', ms=3, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel('top-1 (%)')
+        ax.set_title(f'Table E: {tag}' + (f' ({note})' if note else ''), fontsize=9, loc='left')
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+
+    def write(tmp):
+        fig.savefig(tmp, dpi=100, format='png')
+    fig.tight_layout()
+    path = atomic_write(out, write)
+    plt.close(fig)
+    return path

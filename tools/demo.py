@@ -13,6 +13,8 @@
 4. evaluates single-scale and multi-scale + flip (A, C) and prints the three tables in the papers' layouts,
    the demo numbers beside the published ones, labelled as toy-scale; writes ``<work root>/tables.md`` and
    ``<work root>/tables.png``,
+   Table E runs the robustness benchmarks (tools/robustness.py) on the demo ViT pretrainings with generated
+   ImageNet-A/-R/-O folders (``data/demo/robustness``) and draws its curves (``tables_E_curves.png``),
 5. draws the papers' figures of the pretrained demo models into ``<work root>/figures/`` (per-layer class
    attention, occlusion robustness, mixed images) and lists them; with the ``tensorboard`` package installed, every
    training also writes TensorBoard curves (``tensorboard --logdir <work root>``).
@@ -45,8 +47,10 @@ def main(argv=None) -> int:
                '  --demo-schedule KEY=VALUE ...  data size and schedules (data_size=tiny|small,\n'
                '                         pretrain_epochs=N, seg_iters=N, det_epochs=N)\n'
                'The figures (--figures) are always drawn; --tensorboard is passed when the package is installed.')
-    p.add_argument('--tables', nargs='+', default=['A', 'B', 'C'], type=str.upper, choices=['A', 'B', 'C', 'D'],
-                   help='default A B C; D adds the ImageNet top-1 of the demo pretrainings (one more of them)')
+    p.add_argument('--tables', nargs='+', default=['A', 'B', 'C', 'E'], type=str.upper,
+                   choices=['A', 'B', 'C', 'D', 'E'],
+                   help='default A B C E (E: robustness of the demo ViT pretrainings on generated A/R/O folders); '
+                        'D adds the ImageNet top-1 of the demo pretrainings (one more of them)')
     args, rest = p.parse_known_args(argv)
     # a CPU demo (mmcv's ops are built for the CPU by `make install`); set CUDA_VISIBLE_DEVICES to use a GPU
     os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')

@@ -15,6 +15,9 @@ Tables (mixseg.tables.TABLES; the reference rows are quoted, not run):
   D  ImageNet-1k top-1 of the pretrainings: DeiT, PVT, XCiT, CaiT, (CA-)Swin × baseline / TransMix / MixPro
      (MixPro paper) and baseline / TokenMix (TokenMix paper); a row is its pretraining and the top-1 that the
      backbone file carries (the pretraining's last validation). Rows without a config are listed, not run.
+  E  robustness of the DeiT-S pretrainings (baseline / TransMix / MixPro / TokenMix): tools/robustness.py on each
+     pretraining's final training checkpoint — ImageNet-A/-R top-1, ImageNet-O AUPR/AUROC, occlusion, patch
+     shuffling (data/imagenet-{a,r,o}, data/imagenet/val; --demo: generated folders); curves in tables_E_curves.png.
 
 Per row: (1) pretraining ``configs/pretrain/<model>_<method>_<G>xb<B>-<E>e_in1k.py`` → ``backbone.safetensors``
 (or a file given with ``--backbone``; one pretraining serves every row and table that needs it); (2) the row's

@@ -8,7 +8,8 @@ Each cell: published / ours / difference; "not run" where no result was found. R
 has not is an extra row without published numbers (and listed: "not in any table"). A result trained or tested
 on other data or another schedule than the paper's (the setup recorded with it) is left out with a note, or with
 --include-nonstandard shown marked *; demo runs (generated data) show marked †, results of unknown setup (files
-of older runs) marked ?.
+of older runs) marked ?. Table E (robustness, tools/robustness.py) also gets its occlusion and shuffling curves
+next to --plot: <plot>_E_curves.png.
 """
 import argparse
 import os.path as osp
@@ -17,7 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mixseg.checkpoint import atomic_write_text  # noqa: E402
-from mixseg.tables import TABLES, missing_cells, plot, render_tables  # noqa: E402
+from mixseg.tables import TABLES, curves_path, missing_cells, plot, render_tables  # noqa: E402
 
 
 def main(argv=None):
@@ -43,6 +44,8 @@ def main(argv=None):
         atomic_write_text(args.out, text + '\n')
     if args.plot:
         print(f'plot written to {plot([TABLES[t] for t in args.tables], col, args.plot, args.note)}', file=sys.stderr)
+        if 'E' in args.tables and osp.isfile(curves_path(args.plot)):   # (plot draws them with Table E)
+            print(f'Table E curves (occlusion, shuffling) written to {curves_path(args.plot)}', file=sys.stderr)
     return col
 
 

@@ -38,8 +38,8 @@ TASKS = {
 
 
 def task_of(table: str, key: dict) -> Optional[Task]:
-    """The transfer task of a row; None for Table D (ImageNet top-1: the pretraining itself)."""
-    if table == 'D':
+    """The transfer task of a row; None for Tables D and E (ImageNet top-1, robustness: the pretraining itself)."""
+    if table in ('D', 'E'):
         return None
     return TASKS[(table, key.get('decoder') if table == 'A' else None)]
 
@@ -257,7 +257,8 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
 
     data_step = None
     if demo:
-        datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows if t != 'D'})
+        datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows if t not in ('D', 'E')})
+        datasets += ['robustness'] if any(t == 'E' for t, _ in rows) else []   # Table E: generated A, R, O
         from mixseg.demo_data import DATASET_DIRS, MARKER
 
         def make_data(datasets=tuple(datasets)):
@@ -342,11 +343,34 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
             steps[p_idx].rows.append(label)
         return p_idx, backbone
 
+    def robustness(key: dict, method: str, label: str) -> None:
+        from .robustness import data_dirs, robustness_steps
+        if demo:
+            dm = DEMO_MODELS[key['model']]
+            pmodel, pconfig, missing = dm.name, dm.pretrain.format(method), ''
+        else:
+            pmodel = key['model']
+            pconfig, pattern = pretrain_config(pmodel, method)
+            missing = f'missing config: no {pattern}'
+        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
+        maps = label_maps_step() if demo and method == 'tokenmix' and given is None else None   # as in (1) below
+        p_idx, _ = pretraining(pmodel, method, pconfig, missing, label, maps)
+        ckpt = pretrain_final.get((pmodel, method))
+        blocked = '' if ckpt else ('a given backbone file has no classifier head: Table E needs the pretraining\'s '
+                                   'training checkpoint' if p_idx is None else missing)
+        deps = [d for d in (p_idx, data_step) if d is not None]
+        for s in robustness_steps(key['model'], pmodel, method, label, ckpt, deps, work_root,
+                                  data_dirs(demo, data_root), demo, stamped, blocked):
+            add(s)
+
     for table, row in rows:
         key = dict(row.key)
         method = key['method']
         task = task_of(table, key)
         label = f'{table}: {" / ".join(row.label)}'
+        if table == 'E':   # robustness: the benchmarks on the pretraining's final classifier checkpoint
+            robustness(key, method, label)
+            continue
         if table == 'D':   # ImageNet top-1: the pretraining, then its top-1 into the row's results
             if demo:
                 dm = DEMO_MODELS[key['model']]
