@@ -131,3 +131,19 @@ def test_timm_cosine_lr_lives_in_the_pretrain_scope():
 def _optimizer():
     import torch
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def test_a_config_loaded_by_mmengine_alone_installs_the_patches():
+    """A run started with mmseg's/mmdet's own tools/train.py only loads the config: its custom_imports install."""
+    result = _run('''
+from mmengine.config import Config
+from mixseg import remote
+before = snap()
+Config.fromfile('configs/segmenter/segmenter-linear_deit-b_8xb1-160k_ade20k-512x512.py')
+seg = remote.unsafe_loaders_left()
+Config.fromfile('configs/pretrain/cait-s24_mixpro_8xb128-400e_in1k.py')
+after = snap()
+print(json.dumps(dict(seg=seg, left=remote.unsafe_loaders_left(), unsafe_before=before['schemes'] != after['schemes'],
+                      timm=before['timm'] != after['timm'])))
+''')
+    assert result == dict(seg=[], left=[], unsafe_before=True, timm=True)
