@@ -12,7 +12,7 @@ from mmengine.registry import FUNCTIONS, HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from .checkpoint import CheckpointError, CheckpointMismatchError
-from .workdir import WorkDirError, install_latest_checkpoint, latest_checkpoint, write_last_checkpoint
+from .workdir import WorkDirError, latest_checkpoint, write_last_checkpoint
 
 
 @HOOKS.register_module()
@@ -439,6 +439,3 @@ def _with_hint(error: CheckpointMismatchError, hint: str) -> CheckpointMismatchE
     if hint:
         error.args = (str(error) + '\n ' + hint,)
     return error
-
-
-install_latest_checkpoint()

@@ -122,9 +122,12 @@ def _patch_history_buffer() -> None:
     HistoryBuffer.__getstate__ = __getstate__
 
 
-def install() -> None:
+def install_safe_globals() -> None:
+    """Allow the mmengine/numpy types of our checkpoints in torch's ``weights_only`` loading (a patch of
+    :mod:`mixseg.patches`)."""
     torch.serialization.add_safe_globals(safe_globals())
+
+
+def install() -> None:
+    install_safe_globals()
     _patch_history_buffer()
-
-
-install()

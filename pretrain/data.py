@@ -43,9 +43,13 @@ def _posterize(img: Image.Image, bits_to_keep: int, **kwargs) -> Image.Image:
 
 
 _timm_posterize = _timm_auto_augment.posterize
-for _name, _op in list(_timm_auto_augment.NAME_TO_OP.items()):
-    if _op is _timm_posterize:
-        _timm_auto_augment.NAME_TO_OP[_name] = _posterize
+
+
+def install_posterize() -> None:
+    """timm's RandAugment posterize ops become :func:`_posterize` (a stage-1 patch, see :mod:`pretrain.patches`)."""
+    for name, op in list(_timm_auto_augment.NAME_TO_OP.items()):
+        if op is _timm_posterize:
+            _timm_auto_augment.NAME_TO_OP[name] = _posterize
 
 
 @TRANSFORMS.register_module()

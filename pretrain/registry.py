@@ -23,6 +23,9 @@ TRANSFORMS = Registry('transform', parent=_root.TRANSFORMS, scope=SCOPE, locatio
 METRICS = Registry('metric', parent=_root.METRICS, scope=SCOPE, locations=['pretrain.metrics'])
 #: BackboneExportHook.
 HOOKS = Registry('hook', parent=_root.HOOKS, scope=SCOPE, locations=['pretrain.export'])
+#: TimmCosineLR (timm's cosine schedule, mmengine signature).
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=_root.PARAM_SCHEDULERS, scope=SCOPE,
+                            locations=['pretrain.schedulers'])
 
 # Nothing of ours in these yet: children only, so lookups in this scope resolve without a fallback warning.
 RUNNERS = Registry('runner', parent=_root.RUNNERS, scope=SCOPE)
@@ -35,7 +38,6 @@ OPTIMIZERS = Registry('optimizer', parent=_root.OPTIMIZERS, scope=SCOPE)
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=_root.OPTIM_WRAPPERS, scope=SCOPE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor', parent=_root.OPTIM_WRAPPER_CONSTRUCTORS,
                                       scope=SCOPE)
-PARAM_SCHEDULERS = Registry('parameter scheduler', parent=_root.PARAM_SCHEDULERS, scope=SCOPE)
 EVALUATOR = Registry('evaluator', parent=_root.EVALUATOR, scope=SCOPE)
 TASK_UTILS = Registry('task util', parent=_root.TASK_UTILS, scope=SCOPE)
 VISUALIZERS = Registry('visualizer', parent=_root.VISUALIZERS, scope=SCOPE)

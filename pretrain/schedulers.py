@@ -25,7 +25,8 @@ import math
 
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
-from mmengine.registry import PARAM_SCHEDULERS
+
+from .registry import PARAM_SCHEDULERS
 
 __all__ = ['TimmCosineLR', 'timm_cosine_lr']
 

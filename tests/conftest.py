@@ -9,6 +9,10 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# the tests run the library as the tools do: with every patch of mixseg/patches.py (and pretrain's) installed;
+# tests/test_import_side_effects.py checks in fresh interpreters that importing alone installs nothing
+import pretrain.install_patches  # noqa: E402,F401
+
 
 @pytest.fixture(scope='session')
 def repo_root() -> Path:

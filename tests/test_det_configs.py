@@ -50,7 +50,8 @@ def test_config_follows_the_official_pvt_recipe(path):
     size, method = m['size'], m['method'] or 'baseline'
     cfg = _cfg(path)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['mixseg.backbones.pvt', 'mixseg.datasets'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mixseg.install_patches', 'mixseg.backbones.pvt', 'mixseg.datasets'],
+                                      allow_failed_imports=False)
     assert cfg.train_dataloader.dataset.type == 'CheckedCocoDataset'
     assert cfg.train_dataloader.dataset.pipeline[0].type == 'CheckedLoadImageFromFile'
     # the checkpoint is chosen by the `pretrained` variable

@@ -22,9 +22,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
-from mmengine.registry import PARAM_SCHEDULERS
+from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
 
-import pretrain.schedulers  # noqa: F401  (registers TimmCosineLR)
+import pretrain.schedulers  # noqa: F401  (registers TimmCosineLR in pretrain's scope)
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ITER = 3  # iterations per epoch of the replay (the schedule's shape does not depend on it)
@@ -87,7 +87,8 @@ def our_lrs(cfg, n_iter):
     for s in copy.deepcopy(cfg.param_scheduler):
         s = dict(s)
         s.setdefault('end', max_epochs if s.get('by_epoch', True) else max_epochs * n_iter)
-        scheds.append(PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=wrapper, epoch_length=n_iter)))
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):  # as the Runner builds it
+            scheds.append(PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=wrapper, epoch_length=n_iter)))
     lrs = []
     for _ in range(max_epochs):
         for _ in range(n_iter):

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mixseg.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
 
 import torch  # noqa: E402
 import timm  # noqa: E402

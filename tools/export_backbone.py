@@ -16,6 +16,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without install
+from mixseg.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
 
 
 def parse_args(argv=None):

@@ -22,7 +22,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-import mixseg  # noqa: E402,F401
+from mixseg.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
 from mixseg.checkpoint import CheckpointError  # noqa: E402
 from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402

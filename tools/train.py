@@ -23,7 +23,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from mmengine.config import DictAction  # noqa: E402
 
-import mixseg  # noqa: E402,F401  (safe-loading allow-list for --resume)
+from mixseg.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
 from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
+from mixseg.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
 
 METHODS = ('mixup', 'cutmix', 'transmix', 'maskmix', 'tokenmix')
 

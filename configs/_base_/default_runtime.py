@@ -2,7 +2,8 @@
 default_scope = 'pretrain'
 # the modules that register MixClassifier, ImageNetFolder(WithLabelMaps), RepeatAugSampler, Accuracy,
 # BackboneExportHook, mixers
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
+custom_imports = dict(imports=['pretrain.install_patches',
+                               'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
                                'pretrain.metrics', 'pretrain.export', 'pretrain.mixers'], allow_failed_imports=False)
 
 default_hooks = dict(

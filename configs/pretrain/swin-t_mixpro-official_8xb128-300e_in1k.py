@@ -21,7 +21,8 @@ optim_wrapper = dict(clip_grad=None)  # lr 1e-3: the Swin schedule's (and main.p
 # timm 0.4.12): the cosine runs over all 300 epochs from step 0, under the warmup (Swin-Transformer's own configs
 # start it after the warmup: imagenet_adamw_300e_swin.py). main.py calls step_update(epoch·n_iter + idx) after
 # iteration idx: iteration k trains at lr(k - 1), lag=1. TimmCosineLR (pretrain/schedulers.py) is that schedule.
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
+custom_imports = dict(imports=['pretrain.install_patches',
+                               'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
                                'pretrain.metrics', 'pretrain.export', 'pretrain.mixers', 'pretrain.schedulers'],
                       allow_failed_imports=False)  # + TimmCosineLR
 param_scheduler = [

@@ -4,7 +4,8 @@
 # configs).
 # Everything else (heads, train/test settings) is mmdet's own model config.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
-custom_imports = dict(imports=['mixseg.backbones.pvt', 'mixseg.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mixseg.install_patches', 'mixseg.backbones.pvt', 'mixseg.datasets'],
+                      allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,

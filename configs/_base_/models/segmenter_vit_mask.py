@@ -2,7 +2,8 @@
 # mmseg's head defaults: drop path 0.1, dropout 0 (the Segmenter code: dropout 0.1, no drop path; docs/RECIPES.md).
 # Leaves set the backbone (`arch`, `checkpoint`), the decoder width, the classes and the crop size.
 # mixseg.datasets: the checked image loader and label check of the dataset bases
-custom_imports = dict(imports=['mixseg.backbones.vit', 'mixseg.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mixseg.install_patches', 'mixseg.backbones.vit', 'mixseg.datasets'],
+                      allow_failed_imports=False)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     # DeiT is pretrained with ImageNet mean/std (timm's IMAGENET_DEFAULT_MEAN/STD), in 0..255 here

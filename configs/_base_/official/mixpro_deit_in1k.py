@@ -5,7 +5,8 @@
 # timm 0.4.12 (README install line). The values are DeiT-T/S's; the DeiT-B leaf overrides its batch.
 # The common-protocol configs (configs/pretrain/<model>_mixpro_8xb128-300e_in1k.py) are the other family.
 _base_ = ['../default_runtime.py']
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.metrics',
+custom_imports = dict(imports=['pretrain.install_patches',
+                               'pretrain.classifier', 'pretrain.data', 'pretrain.metrics',
                                'pretrain.export', 'pretrain.mixers', 'pretrain.schedulers'],
                       allow_failed_imports=False)  # + TimmCosineLR
 

@@ -6,7 +6,8 @@ _base_ = [
     '../datasets/imagenet_tokenmix-official.py', '../schedules/imagenet_adamw_300e_tokenmix-official.py',
     '../default_runtime.py',
 ]
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
+custom_imports = dict(imports=['pretrain.install_patches',
+                               'pretrain.classifier', 'pretrain.data', 'pretrain.label_map_data',
                                'pretrain.metrics', 'pretrain.export', 'pretrain.mixers', 'pretrain.schedulers'],
                       allow_failed_imports=False)  # + TimmCosineLR (the schedule)
 # the leaves merge these into their model: model = dict(mixer=_base_.tokenmix_mixer, loss=_base_.tokenmix_loss)

@@ -5,7 +5,8 @@
 # The values below are DeiT-B's (TM/B); configs/pretrain/deit-s_transmix-official_*.py overrides DeiT-S's.
 # The common-protocol configs (configs/pretrain/<model>_transmix_8xb128-300e_in1k.py) are the other family.
 _base_ = ['../default_runtime.py']
-custom_imports = dict(imports=['pretrain', 'pretrain.classifier', 'pretrain.data', 'pretrain.metrics',
+custom_imports = dict(imports=['pretrain.install_patches',
+                               'pretrain.classifier', 'pretrain.data', 'pretrain.metrics',
                                'pretrain.export', 'pretrain.mixers', 'pretrain.schedulers'],
                       allow_failed_imports=False)  # + TimmCosineLR
 
