@@ -36,6 +36,13 @@ def _checkpoint(repo_root, tmp_path, edit):
     return path
 
 
+def _ade_root(path):
+    """An (empty) ADE20K root in its released layout: tools/test.py checks the folders it will read exist."""
+    for sub in ('images/validation', 'annotations/validation'):
+        (path / sub).mkdir(parents=True)
+    return path
+
+
 def _test_cfg(repo_root, ckpt, *argv):
     with pytest.raises(_Built):
         load_tool('test').main([str(repo_root / CONFIG), str(ckpt), '--work-dir', str(ckpt.parent / 'w'), *argv])
@@ -43,8 +50,7 @@ def _test_cfg(repo_root, ckpt, *argv):
 
 def test_training_overrides_come_from_the_checkpoint(repo_root, tmp_path, captured):
     from mixseg.engine import override_data_root
-    mine = tmp_path / 'my_ade'
-    mine.mkdir()
+    mine = _ade_root(tmp_path / 'my_ade')
 
     def trained_on_mine(cfg):  # tools/train.py --data-root my_ade --cfg-options model.decode_head.num_classes=7
         override_data_root(cfg, str(mine))
@@ -57,16 +63,14 @@ def test_training_overrides_come_from_the_checkpoint(repo_root, tmp_path, captur
     assert cfg.model.decode_head.num_classes == 7
 
     # this command's own options win
-    other = tmp_path / 'other'
-    other.mkdir()
+    other = _ade_root(tmp_path / 'other')
     _test_cfg(repo_root, ckpt, '--data-root', str(other), '--cfg-options', 'model.decode_head.num_classes=9')
     cfg = captured['cfg']
     assert cfg.test_dataloader.dataset.data_root == str(other) and cfg.model.decode_head.num_classes == 9
 
 
 def test_types_and_weights_are_never_taken_from_a_stored_config(repo_root, tmp_path, captured, capsys):
-    mine = tmp_path / 'ade'
-    mine.mkdir()
+    mine = _ade_root(tmp_path / 'ade')
 
     def crafted(cfg):
         cfg.test_dataloader.dataset.type = 'os.system'
