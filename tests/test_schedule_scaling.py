@@ -27,8 +27,7 @@ def _cfg(repo_root, tmp_path, config, *argv):
 def _lrs(cfg, epoch_length, base_lr=1.0, only=None):
     """The lr of every iteration of the run, stepped as mmengine's ParamSchedulerHook does (schedulers built
     as mmengine's Runner builds them, after :func:`mixseg.schedule.whole_iterations`)."""
-    import pretrain.schedulers  # noqa: F401  (TimmCosineLR)
-    from mmengine.registry import PARAM_SCHEDULERS
+    from pretrain.registry import PARAM_SCHEDULERS  # TimmCosineLR; mmengine's own schedulers through the parent
 
     from mixseg.schedule import whole_iterations
     param = torch.nn.Parameter(torch.zeros(1))
