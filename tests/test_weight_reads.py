@@ -126,3 +126,11 @@ def test_reader_applies_the_allow_list_and_leaves_torch_list_as_it_was(tmp_path)
     finally:
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(saved)
+
+
+def test_read_weights_takes_ema_weights_first_on_request(tmp_path):
+    """The TokenMix teacher reads EMA weights first (as timm's reader did); everything else the raw ones."""
+    torch.save({'state_dict': {'module.w': torch.zeros(1)}, 'state_dict_ema': {'module.w': torch.ones(1)}},
+               tmp_path / 't.pth')
+    assert read_weights(tmp_path / 't.pth')[0]['w'].item() == 0
+    assert read_weights(tmp_path / 't.pth', ema=True)[0]['w'].item() == 1
