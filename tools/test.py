@@ -14,7 +14,6 @@ are read from the config stored in a local checkpoint and applied first; this co
 (mixseg.training_overrides).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
