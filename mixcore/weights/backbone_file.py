@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from ..atomic_write import atomic_write
-from .errors import CheckpointError
+from .errors import CheckpointError, WeightFileNotFoundError
 from .read import read_file, read_header
 
 FORMAT = 'mixseg-backbone'
@@ -66,7 +66,7 @@ def load_backbone_file(path) -> BackboneFile:
     """The weights and checked metadata of the backbone (or plain safetensors) file ``path``."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f'{path}: backbone file not found')
+        raise WeightFileNotFoundError(f'{path}: backbone file not found')
     meta = _parse_meta(read_header(path), path)
     return BackboneFile(read_file(path), meta)
 
