@@ -129,9 +129,9 @@ def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, u
     with ``MixsegViT``, a detector with ``MixsegPVT``: :func:`mixseg.dense_export.export_dense_checkpoint`).
 
     The checkpoint is read by :func:`mixcore.weights.read.read_file` (``torch.load(weights_only=True)``, allowing
-    what mmengine stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine stored in
-    the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it names
-    checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
+    what mmengine stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine
+    stored in the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it
+    names checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
     built) and the weights are loaded strictly, so a checkpoint of another architecture is refused with the list
     of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw
     ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.

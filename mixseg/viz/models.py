@@ -1,8 +1,8 @@
 """Rebuild a classifier (or its backbone) from any weight file the project reads, for the figure tools.
 
-* a **backbone file** (``.safetensors``, :mod:`mixcore.weights.backbone_file`): arch, img_size and the timm model arguments
-  come from its metadata; it holds no classifier head (the stage-1 → stage-2 contract), so the model built from it
-  has none (``has_head=False``);
+* a **backbone file** (``.safetensors``, :mod:`mixcore.weights.backbone_file`): arch, img_size and the timm model
+  arguments come from its metadata; it holds no classifier head (the stage-1 → stage-2 contract), so the model built
+  from it has none (``has_head=False``);
 * a **stage-1 training checkpoint** (mmengine ``.pth`` of a ``MixClassifier`` run): the model is rebuilt from the
   config mmengine stored in it, read as data (:func:`mixseg.config_guard.plain_config`, never executed), head
   included;

@@ -13,7 +13,8 @@ as floats, exact up to 2048 classes). TokenMix scatters them into a dense map, R
 the ground-truth channel (:func:`pretrain.mix.tokenmix.crop_label_maps`).
 
 The reader loads through the project's weight reader (:func:`mixcore.weights.read.read_file`:
-``torch.load(weights_only=True)``; a tensor, nothing else is accepted) and checks shape and indices; a missing or corrupt file is a :class:`LabelMapError` naming the image and the file.
+``torch.load(weights_only=True)``; a tensor, nothing else is accepted) and checks shape and indices; a missing or
+corrupt file is a :class:`LabelMapError` naming the image and the file.
 
 **Packed variant** (:func:`pack_label_maps`, CLI ``tools/pack_label_maps.py``; read by :class:`LabelMapPack`): the
 same tensors in two memory-mapped ``.npy`` arrays (scores float16, indices int16) and a JSON index. For large runs:

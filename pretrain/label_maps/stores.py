@@ -42,8 +42,8 @@ class _Store:
             if made is not None and list(made) != classes:
                 raise LabelMapError(
                     f'{where}: the maps were made for the {len(made)} class folders of {rec.get("image_root")} '
-                    f'({names_preview(made)}); the dataset {dataset} has {n} classes ({names_preview(classes)}): their class '
-                    f'indices number other classes. Make maps for this dataset (tools/make_label_maps.py)')
+                    f'({names_preview(made)}); the dataset {dataset} has {n} classes ({names_preview(classes)}): '
+                    f'their class indices number other classes. Make maps for this dataset (tools/make_label_maps.py)')
             if tc is not None and tc != n:
                 raise LabelMapError(
                     f'{where}: the teacher of these maps scores {tc} classes, the dataset {dataset} has {n}: the '
