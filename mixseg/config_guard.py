@@ -165,7 +165,7 @@ def plain_config(text: str, source: str):
 
     from mmengine.config import Config
 
-    from .checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
 
     class _DictCalls(ast.NodeTransformer):
         def visit_Call(self, node):

@@ -3,7 +3,7 @@
 
 Only the backbone is rebuilt (from the stored config, checked by :mod:`mixseg.config_guard`, or ``--config``),
 with its ``checkpoint`` switched off, and the checkpoint's ``backbone.`` weights are loaded into it strictly
-(:func:`mixseg.checkpoint.load_strict`). Its state dict is the backbone file's key layout already (MixsegViT:
+(:func:`mixcore.weights.load.load_strict`). Its state dict is the backbone file's key layout already (MixsegViT:
 timm's ViT layout without head; MixsegPVT: the original PVT layout without class token and final norm), so
 the file loads back into either stage-2 backbone. Metadata: ``arch`` as stage 1 writes it (timm name; PVT
 ``pvt_<size>``), ``img_size`` / ``patch_size`` of the stored position embeddings, ``method`` of the backbone
@@ -30,7 +30,7 @@ def _pretrained_file(backbone_cfg: Mapping) -> Optional[str]:
 def _check_backbone_args(checkpoint: str, backbone_cfg: Mapping) -> None:
     """The stored config's backbone arguments that reach ``timm.create_model`` pass the backbone-file metadata
     check before the backbone is built (``model_kwargs.checkpoint_path`` would make timm read that file)."""
-    from mixseg.checkpoint import check_meta
+    from mixcore.weights.backbone_file import check_meta
     args = {k: backbone_cfg[k] for k in ('arch', 'model_kwargs') if backbone_cfg.get(k) is not None}
     size = backbone_cfg.get('img_size', backbone_cfg.get('pretrain_img_size'))
     if size is not None:
@@ -45,7 +45,9 @@ def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: s
     ``cfg`` (plain data)."""
     from mmengine.registry import DefaultScope
 
-    from mixseg.checkpoint import CheckpointError, load_strict, read_backbone_meta, save_backbone_file
+    from mixcore.weights.backbone_file import read_backbone_meta, save_backbone_file
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.load import load_strict
     from mixseg.config_guard import no_import_fallback
 
     model_cfg = cfg.get('model') or {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write, atomic_write_text
+from mixcore.atomic_write import atomic_write, atomic_write_text
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> None:
@@ -102,7 +102,7 @@ def install_atomic_checkpoints() -> None:
 
     mmengine's ``save_checkpoint`` writes straight into ``iter_N.pth``, so a run killed mid-write leaves a
     truncated checkpoint that ``--resume`` then picks up. Local paths go through
-    :func:`mixseg.checkpoint.atomic_write`; other backends (``s3://``, ``pavi://``) keep mmengine's path.
+    :func:`mixcore.atomic_write.atomic_write`; other backends (``s3://``, ``pavi://``) keep mmengine's path.
     """
     import mmengine.runner.runner as mm_runner
     from mmengine.runner import checkpoint as mm_checkpoint

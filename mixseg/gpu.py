@@ -25,7 +25,6 @@ import torch
 # --- mixed precision ----------------------------------------------------------------------------------------
 
 AMP_CHOICES = ('fp16', 'bf16')
-_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 
 
 def bf16_supported() -> bool:

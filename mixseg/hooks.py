@@ -11,7 +11,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import FUNCTIONS, HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from .checkpoint import CheckpointError, CheckpointMismatchError
+from mixcore.weights.errors import CheckpointError
+from mixcore.weights.load import CheckpointMismatchError
 from .workdir import WorkDirError, latest_checkpoint, write_last_checkpoint
 
 
@@ -369,7 +370,7 @@ class CheckpointFitHook(Hook):
     mmengine loads ``load_from`` (``tools/test.py``'s checkpoint, fine-tuning) and ``--resume`` non-strictly: a
     checkpoint none of whose keys fit is "evaluated" with random weights. This hook runs at
     ``after_load_checkpoint`` (before mmengine copies the weights) with ``VERY_HIGH`` priority and raises
-    :class:`~mixseg.checkpoint.CheckpointMismatchError` listing the missing and unexpected keys and the shape
+    :class:`~mixcore.weights.load.CheckpointMismatchError` listing the missing and unexpected keys and the shape
     mismatches (mmengine's key revision ``^module.`` applied, BatchNorm's ``num_batches_tracked`` ignored as
     mmengine does). ``allow_partial=True`` (``--allow-partial-load``) loads what fits and logs the rest.
 

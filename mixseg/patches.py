@@ -32,13 +32,14 @@ class Patch:
 PATCHES: list[Patch] = [
     Patch('safe-globals', "torch's weights_only loading rejects the mmengine/numpy types in our and OpenMMLab "
           'checkpoints (message hub, history buffers, numpy scalars)', 'torch 2.14, mmengine 0.10.7',
-          'mixseg.safe_load:install_safe_globals'),
+          'mixcore.weights.safe_globals:install_safe_globals'),
     Patch('history-buffer-state', "mmengine's HistoryBuffer pickles its statistics methods (functions), which "
           'weights_only loading cannot read back on resume', 'mmengine 0.10.7',
-          'mixseg.safe_load:_patch_history_buffer'),
+          'mixcore.weights.safe_globals:patch_history_buffer'),
     Patch('checkpoint-schemes', "mmengine's CheckpointLoader schemes (local, http(s), modelzoo/torchvision, "
           'open-mmlab, mmcls, pavi, s3/petrel) and load_url call torch.load with weights_only=False; they are '
-          'replaced by the safe reader (mixseg.remote)', 'mmengine 0.10.7', 'mixseg.remote:install'),
+          'replaced by the safe reader (mixcore.weights.mmengine_schemes)', 'mmengine 0.10.7',
+          'mixcore.weights.mmengine_schemes:install'),
     Patch('find-latest-checkpoint', "mmengine's find_latest_checkpoint (Runner resume=True) trusts a "
           'last_checkpoint record naming a missing or foreign file; mixseg.workdir.latest_checkpoint checks it',
           'mmengine 0.10.7', 'mixseg.workdir:install_latest_checkpoint'),

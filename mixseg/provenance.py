@@ -128,13 +128,11 @@ def checkpoint_setup(checkpoint: str) -> dict | None:
     stored config says (:func:`_from_stored_config`), else None (a checkpoint without either: unknown)."""
     if not checkpoint or '://' in str(checkpoint) or not osp.isfile(checkpoint):
         return None
-    from .checkpoint import CheckpointError, torch_load_safely
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.read import read_file
     from .config_guard import plain_config
     try:
-        try:
-            ckpt = torch_load_safely(checkpoint, mmap=True)
-        except CheckpointError:
-            ckpt = torch_load_safely(checkpoint)  # (mmap needs the zip format)
+        ckpt = read_file(checkpoint, mmap=True)
         meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
         if isinstance(meta.get(SETUP_KEY), dict):
             return dict(meta[SETUP_KEY])

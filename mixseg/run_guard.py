@@ -45,8 +45,9 @@ def _table_row(cfg, derived: dict, source, args, log) -> None:
 def record_urls(cfg, args, log=print, keys=None) -> None:
     """Passwords out of the config and the options (they stay in this process), and ``cfg.weights_from_urls``:
     the cached file each weight URL (of ``keys``, default all) is read from
-    (:func:`mixseg.remote.record_weight_urls`; downloaded now on rank 0, whose config is stored)."""
-    from .remote import hide_credentials, record_weight_urls
+    (:func:`mixcore.weights.url_record.record_weight_urls`; downloaded now on rank 0, whose config is stored)."""
+    from mixcore.weights.download import hide_credentials
+    from mixcore.weights.url_record import record_weight_urls
     for name in ('checkpoint', 'resume', 'cfg_options'):
         if getattr(args, name, None):
             setattr(args, name, hide_credentials(getattr(args, name)))

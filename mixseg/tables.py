@@ -281,7 +281,8 @@ def write_top1_result(backbone, dest, table_row: dict) -> Path:
     """Table D's cell of one pretraining as a results file (``dest``, the layout :func:`read_result` reads): the
     top-1 that the backbone file's metadata carries (the pretraining's last validation on ImageNet val,
     :class:`pretrain.export.BackboneExportHook`). A file without a top-1 is an error naming it."""
-    from .checkpoint import atomic_write_text, read_backbone_meta
+    from mixcore.atomic_write import atomic_write_text
+    from mixcore.weights.backbone_file import read_backbone_meta
     meta = read_backbone_meta(backbone)
     top1 = meta.get('top1')
     if not isinstance(top1, (int, float)) or not math.isfinite(top1):
@@ -478,7 +479,7 @@ BACKBONE_RECORD = 'pretrained_backbone'
 def backbone_record(model_cfg) -> dict | None:
     """``dict(file=..., arch=..., method=..., ...)`` of the backbone file a training config starts from, or
     ``None`` (no backbone file, or one without metadata)."""
-    from .checkpoint import read_backbone_meta
+    from mixcore.weights.backbone_file import read_backbone_meta
     path = backbone_checkpoint(model_cfg)
     meta = read_backbone_meta(path) if path else {}
     if not meta:
@@ -492,13 +493,12 @@ def derived_row_of_checkpoint(checkpoint: str) -> tuple[dict, str | None]:
     carries (:data:`BACKBONE_RECORD`, written by ``tools/train.py``), else from the metadata of the backbone file
     that config names (checkpoints of older runs). The stored config is read as data
     (:func:`mixseg.config_guard.plain_config`)."""
-    from .checkpoint import CheckpointError, read_backbone_meta, torch_load_safely
+    from mixcore.weights.backbone_file import read_backbone_meta
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.read import read_file
     from .config_guard import plain_config
     try:
-        try:
-            ckpt = torch_load_safely(checkpoint, mmap=True)
-        except CheckpointError:
-            ckpt = torch_load_safely(checkpoint)  # (mmap needs the zip format)
+        ckpt = read_file(checkpoint, mmap=True)
         text = ((ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}).get('cfg')
         stored = plain_config(text, checkpoint).to_dict() if text else {}
     except CheckpointError:
@@ -675,7 +675,7 @@ def plot(tables: Iterable[Table], col: Collection, out: str | Path, note: str = 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write
+    from mixcore.atomic_write import atomic_write
     tables = list(tables)
     ours_name = 'ours' + (f' ({note})' if note else '')
     fig, axes = plt.subplots(len(tables), 2, figsize=(15, 4.2 * len(tables)), squeeze=False,
@@ -747,7 +747,7 @@ def plot_robustness_curves(col: Collection, out: str | Path, note: str = '') -> 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write
+    from mixcore.atomic_write import atomic_write
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, tag, xlabel in ((axes[0], 'occlusion', 'share of patches dropped'),
                             (axes[1], 'shuffle', 'shuffle grid side g (g×g cells)')):

@@ -25,15 +25,13 @@ NOT_TAKEN = frozenset({'type', 'checkpoint', 'pretrained', 'init_cfg', 'data_pre
 def stored_training_config(checkpoint: str) -> dict:
     """The config stored in ``checkpoint`` as plain data (empty: none stored, a URL, or unreadable — the run
     itself reports a bad file)."""
-    from .checkpoint import CheckpointError, torch_load_safely
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.read import read_file
     from .config_guard import plain_config
     if '://' in str(checkpoint):
         return {}
     try:
-        try:
-            ckpt = torch_load_safely(checkpoint, mmap=True)
-        except CheckpointError:
-            ckpt = torch_load_safely(checkpoint)  # (mmap needs the zip format)
+        ckpt = read_file(checkpoint, mmap=True)
         text = ((ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}).get('cfg')
         return plain_config(text, checkpoint).to_dict() if isinstance(text, str) and text else {}
     except CheckpointError:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .checkpoint import atomic_write_text
+from mixcore.atomic_write import atomic_write_text
 
 IDENTITY_FILE = 'run.json'
 LOCK_FILE = 'run.lock'
@@ -105,7 +105,7 @@ def install_latest_checkpoint() -> None:
 def resume_target(work_dir, resume) -> str:
     """The checkpoint ``--resume`` continues from: ``resume`` given as a path/URL must exist; ``'auto'`` (no
     value) is the work dir's ``last_checkpoint``, which must exist and name an existing file."""
-    from .remote import is_url
+    from mixcore.weights.download import is_url
     if resume != 'auto':
         if '://' in str(resume) or is_url(resume) or os.path.isfile(resume):
             return str(resume)

@@ -158,7 +158,7 @@ class MixClassifier(BaseModel):
         self.model = timm.create_model(arch, pretrained=False, num_classes=self.num_classes,
                                        drop_path_rate=drop_path_rate, img_size=img_size, **self.model_kwargs)
         # The probe hooks into self.model; kept out of the module tree so the state dict has each weight
-        # once, under 'model.' (what mixseg.checkpoint expects of stage-1 checkpoints). None: no class token.
+        # once, under 'model.' (what mixcore.weights.read expects of stage-1 checkpoints). None: no class token.
         self.__dict__['probe'] = ClassAttentionProbe(self.model) if has_class_token(self.model) else None
         self.patch_size = int(self.probe.patch_size) if self.probe is not None else token_stride(self.model)
         if self.img_size[0] % self.patch_size or self.img_size[1] % self.patch_size:

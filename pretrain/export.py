@@ -1,4 +1,4 @@
-"""Export of the backbone file (the stage-1 → stage-2 contract, :mod:`mixseg.checkpoint`).
+"""Export of the backbone file (the stage-1 → stage-2 contract, :mod:`mixcore.weights.backbone_file`).
 
 * :class:`BackboneExportHook` writes ``<work_dir>/backbone.safetensors`` at the end of training, from the EMA
   weights when mmengine's ``EMAHook`` is on, with the last validation top-1 in the metadata.
@@ -114,7 +114,7 @@ def save_classifier_backbone(path, classifier, *, classifier_meta=None, method=N
     ``classifier_meta``: the classifier the metadata (arch, img_size, patch_size, method) is read from, when
     ``classifier`` is an EMA copy without the attributes.
     """
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     meta_src = classifier_meta if classifier_meta is not None else classifier
     return save_backbone_file(
         path, backbone_state_dict(classifier.model), arch=meta_src.arch, img_size=list(meta_src.img_size),
@@ -128,26 +128,27 @@ def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, u
     """Write the backbone file of an mmengine checkpoint: stage 1 (``MixClassifier``), or stage 2 (a segmentor
     with ``MixsegViT``, a detector with ``MixsegPVT``: :func:`mixseg.dense_export.export_dense_checkpoint`).
 
-    The checkpoint is read with ``torch.load(weights_only=True)`` (``import mixseg`` allow-lists what mmengine
-    stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine stored in
-    the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it names
-    checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
+    The checkpoint is read by :func:`mixcore.weights.read.read_file` (``torch.load(weights_only=True)``, allowing
+    what mmengine stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine
+    stored in the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it
+    names checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
     built) and the weights are loaded strictly, so a checkpoint of another architecture is refused with the list
     of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw
     ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
     """
-    import mixseg  # noqa: F401  (safe-loading allow-list)
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from mixseg.checkpoint import CheckpointError, load_strict, torch_load_safely
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.load import load_strict
+    from mixcore.weights.read import read_file
     from mixseg.config_guard import StoredConfigError, check_stored_types, no_import_fallback
 
     from .registry import MODELS
 
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'{checkpoint}: checkpoint not found')
-    ckpt = torch_load_safely(checkpoint)
+    ckpt = read_file(checkpoint)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get('state_dict'), Mapping):
         raise CheckpointError(f'{checkpoint}: not an mmengine checkpoint (no "state_dict")')
     meta = ckpt.get('meta') or {}

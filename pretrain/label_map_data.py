@@ -27,7 +27,8 @@ import torch
 from torchvision.transforms import functional as TF
 
 from .data import ImageNetFolder, TimmTransform
-from .label_maps import MissingLabelMapError, open_label_maps
+from .label_maps.map_file import MissingLabelMapError
+from .label_maps.stores import open_label_maps
 from .registry import DATASETS, TRANSFORMS
 
 __all__ = ['TimmTransformWithCoords', 'ImageNetFolderWithLabelMaps', 'geometric_affine']

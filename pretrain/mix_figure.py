@@ -94,7 +94,7 @@ def draw(method, x, labels, classes, mixed, label_map, w_self, w_partner, rows, 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from mixseg.checkpoint import atomic_write
+    from mixcore.atomic_write import atomic_write
     size = x.shape[-1]
     fig, axes = plt.subplots(rows, 4, figsize=(4 * 2.6, rows * 2.9 + 0.7), squeeze=False)
     for r in range(rows):

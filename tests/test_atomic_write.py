@@ -7,11 +7,12 @@ import sys
 import pytest
 import torch
 
-from mixseg.checkpoint import atomic_write, load_backbone_file, save_backbone_file
+from mixcore.atomic_write import atomic_write
+from mixcore.weights.backbone_file import load_backbone_file, save_backbone_file
 
 KILLED_WRITER = '''
 import sys, time
-from mixseg.checkpoint import atomic_write
+from mixcore.atomic_write import atomic_write
 
 def write(tmp):
     with open(tmp, 'wb') as f:

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from mixseg.checkpoint import (CheckpointError, CheckpointMismatchError, load_backbone_file, load_strict,
-                               read_weights, resize_pos_embed, save_backbone_file)
+from mixcore.weights.backbone_file import load_backbone_file, save_backbone_file
+from mixcore.weights.errors import CheckpointError
+from mixcore.weights.load import CheckpointMismatchError, load_strict, resize_pos_embed
+from mixcore.weights.read import read_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +112,7 @@ def _tokenmix_teacher(path):
 
 
 def _mmengine_load_checkpoint(path):
-    # what tools/test.py (load_from) and --resume go through, with the allow-list of `import mixseg`
-    import mixseg  # noqa: F401
+    # what tools/test.py (load_from) and --resume go through (the patches are installed: tests/conftest.py)
     from mmengine.runner import load_checkpoint
     load_checkpoint(nn.Linear(1, 1), str(path), map_location='cpu')
 
@@ -123,7 +124,7 @@ def test_every_loader_refuses_a_code_carrying_pickle(loader, tmp_path):
     with pytest.raises(Exception) as info:
         loader(path)
     message = str(info.value)
-    # all name the file (mmengine's loader is replaced by ours in mixseg.safe_load) and the refused global
+    # all name the file (mmengine's loader is replaced by ours, mixcore.weights.mmengine_schemes) and the refused global
     assert 'evil.pth: cannot be loaded safely' in message, message
     assert 'posix.system' in message or 'os.system' in message, message
     assert not (tmp_path / 'pwned').exists()
@@ -190,17 +191,18 @@ def test_export_reads_the_stored_config_as_data_never_as_code(tmp_path):
     assert not marker.exists() and not (tmp_path / 'out.safetensors').exists()
 
 
-def test_safe_load_imports_nothing_of_mixseg():
-    """No import circle: mixseg.checkpoint builds on mixseg.safe_load, never the other way round (at any depth
-    of the module, lazy imports included)."""
+def test_the_weight_reader_imports_neither_stage():
+    """mixcore.weights is foundation: no module of it imports mixseg or pretrain (at any depth of the module, lazy
+    imports included), so both stages read weights through it."""
     import ast
-    import mixseg.safe_load as sl
-    tree = ast.parse(Path(sl.__file__).read_text())
-    imported = [('.' * n.level + (n.module or '')) if isinstance(n, ast.ImportFrom) else a.name
-                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names]
-    assert imported and not [m for m in imported if m.startswith(('mixseg', '.'))], imported
-    from mixseg.checkpoint import CheckpointError, torch_load_safely
-    assert CheckpointError is sl.CheckpointError and torch_load_safely is sl.torch_load_safely
+
+    import mixcore.weights
+    folder = Path(mixcore.weights.__file__).parent
+    for path in sorted(folder.glob('*.py')):
+        tree = ast.parse(path.read_text())
+        imported = [n.module or '' if isinstance(n, ast.ImportFrom) else a.name
+                    for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names]
+        assert not [m for m in imported if m.startswith(('mixseg', 'pretrain'))], (path, imported)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,7 +261,7 @@ def test_backbone_metadata_is_checked_before_a_model_is_built(case, tmp_path, cr
         assert message.startswith(f'{path}: metadata {key} = '), message
         assert 'the file is refused' in message
     assert create_model_calls == []  # nothing was built
-    from mixseg.checkpoint import read_backbone_meta
+    from mixcore.weights.backbone_file import read_backbone_meta
     assert read_backbone_meta(path) == {}  # (its method/arch are not taken for a table row either)
 
 
@@ -285,7 +287,7 @@ def test_a_backbone_file_of_another_format_is_refused(tmp_path):
     from safetensors.torch import save_file
 
     from mixseg.backbones.vit import MixsegViT
-    from mixseg.checkpoint import read_backbone_meta
+    from mixcore.weights.backbone_file import read_backbone_meta
     from mixseg.viz.models import load_model
     path = tmp_path / 'foreign.safetensors'
     header = dict(format='other-backbone', format_version=1, arch='vit_tiny_patch16_224', img_size=32,

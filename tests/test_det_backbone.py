@@ -13,7 +13,8 @@ from mmdet.registry import MODELS  # noqa: E402
 import mixseg.backbones.pvt  # noqa: E402,F401  (registers MixsegPVT)
 import mixseg.models  # noqa: E402,F401
 from mixseg.backbones.pvt import MixsegPVT  # noqa: E402
-from mixseg.checkpoint import CheckpointMismatchError, save_backbone_file  # noqa: E402
+from mixcore.weights.backbone_file import save_backbone_file  # noqa: E402
+from mixcore.weights.load import CheckpointMismatchError
 
 from test_pvt import randomize_  # noqa: E402
 

@@ -8,7 +8,8 @@ import timm
 import torch
 
 import mixseg.models  # noqa: F401  (pvt_nano)
-from mixseg.checkpoint import CheckpointError, save_backbone_file
+from mixcore.weights.backbone_file import save_backbone_file
+from mixcore.weights.errors import CheckpointError
 from mixseg.engine import load_tool
 from mixseg.models import ClassAttentionProbe
 from mixseg.viz.attention import LayerAttention

@@ -3,7 +3,6 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,6 @@ def test_resume_under_safe_loading(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     log = r.stdout + r.stderr
     assert 'resumed' in log.lower() and 'iter_4.pth' in log
-    import mixseg  # noqa: F401  (the allow-list)
     from mmengine.logging import HistoryBuffer
     ckpt = torch.load(tmp_path / 'work/iter_8.pth', map_location='cpu', weights_only=True)
     assert ckpt['meta']['iter'] == 8
@@ -96,7 +94,6 @@ def test_allow_list_is_exact():
     """The allow-list admits mmengine's types but a pickle carrying code is still refused."""
     import io
 
-    import mixseg  # noqa: F401
     from mmengine.logging import HistoryBuffer
 
     buf = io.BytesIO()
@@ -128,7 +125,6 @@ def test_train_and_test_tools_refuse_a_checkpoint_carrying_code(tmp_path, demo_d
     code never runs and nothing is trained."""
     assert _train(tmp_path, 2).returncode == 0
     work, marker = tmp_path / 'work', tmp_path / 'pwned'
-    import mixseg  # noqa: F401
     ckpt = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=True)
     ckpt['meta']['note'] = _Evil(marker)
     evil = work / 'iter_3.pth'
@@ -182,7 +178,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert 'iter_4.pth' in log.split('FloatingPointError')[-1]
     work = tmp_path / 'work'
     assert not (work / 'iter_6.pth').exists()
-    import mixseg  # noqa: F401
     ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=True)
     assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values())
 

@@ -97,7 +97,7 @@ print(json.dumps(dict(patches=[[p.name, p.fixes, p.upstream, p.apply] for p in p
                       again=again, changed=sorted(k for k in before if before[k] != once[k]),
                       same=once == twice, hb=before['history'] != once['history'],
                       timm=[o for o in once['timm'] if 'posterize' in o.lower()],
-                      left=__import__('mixseg.remote').remote.unsafe_loaders_left(),
+                      left=__import__('mixcore.weights.mmengine_schemes', fromlist=['_']).unsafe_loaders_left(),
                       found=c.find_latest_checkpoint.__module__,
                       flt=[w for w in once['warnings'] if 'pkg_resources' in w])))
 ''')
@@ -137,13 +137,13 @@ def test_a_config_loaded_by_mmengine_alone_installs_the_patches():
     """A run started with mmseg's/mmdet's own tools/train.py only loads the config: its custom_imports install."""
     result = _run('''
 from mmengine.config import Config
-from mixseg import remote
+from mixcore.weights.mmengine_schemes import unsafe_loaders_left
 before = snap()
 Config.fromfile('configs/segmenter/segmenter-linear_deit-b_8xb1-160k_ade20k-512x512.py')
-seg = remote.unsafe_loaders_left()
+seg = unsafe_loaders_left()
 Config.fromfile('configs/pretrain/cait-s24_mixpro_8xb128-400e_in1k.py')
 after = snap()
-print(json.dumps(dict(seg=seg, left=remote.unsafe_loaders_left(), unsafe_before=before['schemes'] != after['schemes'],
+print(json.dumps(dict(seg=seg, left=unsafe_loaders_left(), unsafe_before=before['schemes'] != after['schemes'],
                       timm=before['timm'] != after['timm'])))
 ''')
     assert result == dict(seg=[], left=[], unsafe_before=True, timm=True)

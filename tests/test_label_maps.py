@@ -8,8 +8,10 @@ import torch
 from PIL import Image
 from torchvision.ops import roi_align
 
-from pretrain.label_maps import (DenseTeacher, LabelMapError, MissingLabelMapError, generate_label_maps,
-                                 label_map_path, read_label_map, shard_of, write_label_map)
+from pretrain.label_maps.generate import generate_label_maps, shard_of
+from pretrain.label_maps.map_file import (LabelMapError, MissingLabelMapError, label_map_path, read_label_map,
+                                          write_label_map)
+from pretrain.label_maps.teacher import DenseTeacher
 from pretrain.mix import MixedBatch, TokenMix, crop_label_maps, official_tokenmix_targets
 
 torch.set_num_threads(1)
@@ -200,7 +202,7 @@ def test_format_round_trips_through_generator_and_reader(kind, tmp_path):
 
 
 def test_generator_resumes_after_a_kill_without_redoing_finished_images(tmp_path, monkeypatch):
-    import pretrain.label_maps as lmod
+    import pretrain.label_maps.generate as lmod
     images = make_tree(tmp_path / 'train', per_class=4)
     out = tmp_path / 'maps'
     real_write, written = lmod.write_label_map, []
@@ -428,7 +430,8 @@ def test_demo_plan_makes_label_maps_with_the_baseline_before_tokenmix(tmp_path):
 
 
 def test_pack_holds_the_same_maps_and_the_dataset_reads_it(tmp_path):
-    from pretrain.label_maps import LabelMapFolder, LabelMapPack, open_label_maps, pack_label_maps
+    from pretrain.label_maps.pack import pack_label_maps
+    from pretrain.label_maps.stores import LabelMapFolder, LabelMapPack, open_label_maps
     images = make_tree(tmp_path / 'train')
     generate_label_maps(tiny_vit(num_classes=2), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0,
                         device='cpu', rank=0, world_size=1, progress=False)
@@ -459,9 +462,9 @@ def _killed_run(images, out, n):
     """Child process: generate maps and SIGKILL itself (no cleanup of any kind) in the middle of file n + 1."""
     import signal
 
-    import pretrain.label_maps as lmod
-    from mixseg import checkpoint
-    real, count = checkpoint.atomic_write, [0]
+    import pretrain.label_maps.generate as lmod
+    import pretrain.label_maps.map_file as map_file
+    real, count = map_file.atomic_write, [0]
 
     def dying(path, write):
         if not str(path).endswith('.pt'):  # the settings record
@@ -475,7 +478,7 @@ def _killed_run(images, out, n):
         count[0] += 1
         return real(path, write)
 
-    checkpoint.atomic_write = dying
+    map_file.atomic_write = dying
     torch.manual_seed(0)
     lmod.generate_label_maps(tiny_vit(), images, out, img_size=32, batch_size=2, num_workers=0, device='cpu',
                              rank=0, world_size=1, progress=False)
@@ -524,7 +527,8 @@ def _published_style_maps(images, out, bad_image=None, bad_index=2):
 def test_class_index_equal_to_num_classes_is_refused_file_and_pack(tmp_path):
     """Training opens the maps with the dataset's num_classes: index 2 of 2 classes is named, from a file and
     from a pack (whose max_index in the JSON is not trusted alone)."""
-    from pretrain.label_maps import PACK_INDEX, pack_label_maps
+    from pretrain.label_maps.pack import pack_label_maps
+    from pretrain.label_maps.stores import PACK_INDEX
     images = make_tree(tmp_path / 'train')
     _published_style_maps(images, tmp_path / 'maps', bad_image='img_1.png')
     ds = _maps_dataset(tmp_path, tmp_path / 'maps')
@@ -548,7 +552,8 @@ def test_class_index_equal_to_num_classes_is_refused_file_and_pack(tmp_path):
 def test_maps_of_a_teacher_with_other_classes_are_refused_at_open(tmp_path):
     """A 4-class teacher's maps on a 2-class dataset (TokenMix weights from foreign classes, rc 0 before), maps
     made for other class folders, and a pack of them: refused at open, naming the record / pack."""
-    from pretrain.label_maps import RECORD, pack_label_maps
+    from pretrain.label_maps.pack import pack_label_maps
+    from pretrain.label_maps.record import RECORD
     images = make_tree(tmp_path / 'train')
     generate_label_maps(tiny_vit(num_classes=4), str(images), str(tmp_path / 'maps'), img_size=32, num_workers=0,
                         device='cpu', rank=0, world_size=1, progress=False)
@@ -593,7 +598,7 @@ def _gen(images, out, teacher=None, **kw):
 
 
 def test_resume_with_another_teacher_or_settings_is_refused(tmp_path):
-    from pretrain.label_maps import RECORD
+    from pretrain.label_maps.record import RECORD
     images = make_tree(tmp_path / 'train')
     out = tmp_path / 'maps'
     first = _gen(images, out)

@@ -481,7 +481,7 @@ def test_patch14_segmenter_configs_take_mixpros_deit(tmp_path):
     from mmseg.registry import MODELS as SEG_MODELS
 
     from mixseg.backbones.vit import MixsegViT
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     assert {p.name.split('_')[0] for p in P14_CONFIGS} == {'segmenter-mask', 'segmenter-linear'}
     init_default_scope('mmseg')
     for path in P14_CONFIGS:

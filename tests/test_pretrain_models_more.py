@@ -6,7 +6,7 @@ import timm
 import torch
 from mmengine.config import Config
 
-from mixseg.checkpoint import load_backbone_file
+from mixcore.weights.backbone_file import load_backbone_file
 from pretrain import mix
 from pretrain.classifier import MixClassifier
 from pretrain.export import backbone_state_dict, save_classifier_backbone

@@ -16,7 +16,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mixseg.checkpoint import load_backbone_file, load_strict
+from mixcore.weights.backbone_file import load_backbone_file
+from mixcore.weights.load import load_strict
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -39,7 +40,8 @@ def demo_cfg(name, work_dir, data_root, batch=8, epochs=1):
 @pytest.fixture(scope='module')
 def demo_label_maps(demo_data, tmp_path_factory):
     """Label maps of the demo training images from a (random-init) demo ViT, as the demo makes them."""
-    from pretrain.label_maps import build_teacher, generate_label_maps
+    from pretrain.label_maps.generate import generate_label_maps
+    from pretrain.label_maps.teacher import build_teacher
     teacher, inp = build_teacher(config=str(ROOT / 'configs/demo/pretrain_vit-nano_baseline_demo.py'),
                                  random_init=True)
     out = tmp_path_factory.mktemp('label_maps')

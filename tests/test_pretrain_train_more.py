@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mixseg.checkpoint import load_backbone_file
+from mixcore.weights.backbone_file import load_backbone_file
 from test_pretrain_train import check_backbone_file, demo_cfg
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]

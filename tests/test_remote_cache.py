@@ -13,9 +13,10 @@ from argparse import Namespace
 import pytest
 import torch
 
-import mixseg  # noqa: F401  (safe loading: allow-list and mmengine's schemes)
-from mixseg import remote
-from mixseg.checkpoint import CheckpointError, read_weights, save_backbone_file
+from mixcore.weights import download as url_cache
+from mixcore.weights.backbone_file import save_backbone_file
+from mixcore.weights.errors import CheckpointError
+from mixcore.weights.read import read_weights
 
 ENV = 'MIXSEG_MAX_DOWNLOAD_MB'  # the download cap, in MiB (documented in the README)
 
@@ -58,7 +59,7 @@ def server(tmp_path, monkeypatch):
     """``(routes, hits, base URL)``; torch's hub cache under tmp_path; no password kept from another test."""
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     monkeypatch.delenv(ENV, raising=False)
-    monkeypatch.setattr(remote, '_PASSWORDS', {}, raising=False)
+    monkeypatch.setattr(url_cache, '_PASSWORDS', {}, raising=False)
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
     srv.routes, srv.hits = {}, {}
     thread = threading.Thread(target=srv.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
@@ -98,10 +99,10 @@ def test_two_urls_with_one_file_name_give_their_own_weights(paths, server):
     assert hits == {first: 1, second: 1}
     assert _load(base + first) == 1 and _load(base + second) == 2  # both cached now: no new request
     assert hits == {first: 1, second: 1}
-    entries = {remote.cache_entry(base + p) for p in paths}
+    entries = {url_cache.cache_entry(base + p) for p in paths}
     assert len(entries) == 2
     for path, value in zip(paths, (1, 2)):
-        source = json.loads((remote.cache_entry(base + path) / 'source.json').read_text())
+        source = json.loads((url_cache.cache_entry(base + path) / 'source.json').read_text())
         assert source['url'] == base + path and source['sha256'] == hashlib.sha256(_pth(value)).hexdigest()
         assert source['size'] == len(_pth(value))
 
@@ -147,7 +148,7 @@ def test_a_run_records_and_logs_which_file_each_url_was_read_from(server, tmp_pa
     assert set(record) == {'load_from', 'model.backbone.checkpoint'}
     for key, path, value in (('load_from', '/a/model.pth', 1), ('model.backbone.checkpoint', '/b/model.pth', 2)):
         entry = record[key]
-        assert entry['url'] == base + path and entry['file'] == str(remote.cache_entry(base + path) / 'model.pth')
+        assert entry['url'] == base + path and entry['file'] == str(url_cache.cache_entry(base + path) / 'model.pth')
         assert entry['sha256'] == hashlib.sha256(_pth(value)).hexdigest() and entry['size'] == len(_pth(value))
         assert any(key in line and entry['file'] in line and entry['sha256'] in line for line in logged), logged
     assert 'weights_from_urls' in cfg.pretty_text  # stored with the config (mmengine dumps it, checkpoints keep it)
@@ -186,18 +187,18 @@ def test_the_download_cap(announced, server, tmp_path, monkeypatch):
     assert f'raise the cap, e.g. {ENV}=' in message and _cache_files(tmp_path) == []
     monkeypatch.setenv(ENV, '1')
     assert _load(f'{base}/big.pth') == 1
-    assert remote.max_download_bytes(None) == 2**20 and remote.max_download_bytes(2) == 2 * 2**20
+    assert url_cache.max_download_bytes(None) == 2**20 and url_cache.max_download_bytes(2) == 2 * 2**20
     monkeypatch.delenv(ENV)
-    assert remote.max_download_bytes() == remote.DEFAULT_MAX_DOWNLOAD_MB * 2**20
+    assert url_cache.max_download_bytes() == url_cache.DEFAULT_MAX_DOWNLOAD_MB * 2**20
     monkeypatch.setenv(ENV, 'lots')
     with pytest.raises(ValueError, match=f"{ENV}='lots': give the largest download"):
-        remote.max_download_bytes()
+        url_cache.max_download_bytes()
 
 
 def test_an_unreadable_cached_file_names_the_cache_folder_to_delete(server, tmp_path):
     routes, hits, base = server
     routes['/foreign/model.pth'] = dict(body=b'<html>not weights</html>')  # e.g. a login page with status 200
-    entry = remote.cache_entry(f'{base}/foreign/model.pth')
+    entry = url_cache.cache_entry(f'{base}/foreign/model.pth')
     for load in (_load, read_weights):
         with pytest.raises(CheckpointError) as info:
             load(f'{base}/foreign/model.pth')
@@ -214,7 +215,7 @@ def test_a_cached_file_that_no_longer_matches_its_record_is_downloaded_again(ser
     routes, hits, base = server
     routes['/m.pth'] = dict(body=_pth(1))
     assert _load(f'{base}/m.pth') == 1
-    cached = remote.cache_entry(f'{base}/m.pth') / 'm.pth'
+    cached = url_cache.cache_entry(f'{base}/m.pth') / 'm.pth'
     cached.write_bytes(cached.read_bytes()[:100])  # damaged on disk: its size differs from source.json
     assert _load(f'{base}/m.pth') == 1 and hits['/m.pth'] == 2
 
@@ -231,12 +232,12 @@ def test_a_urls_password_is_used_and_shown_nowhere(server, tmp_path, capsys):
     routes['/private/model.pth'] = dict(body=_pth(5), auth='alice:s3cr/t')
     url = base.replace('http://', f'http://alice:{secret}@') + '/private/model.pth'
     shown = base.replace('http://', 'http://alice:***@') + '/private/model.pth'
-    assert remote.redact(url) == shown
+    assert url_cache.redact(url) == shown
 
     missing = url.replace('model.pth', 'missing.pth')
     with pytest.raises(CheckpointError) as info:
         _load(missing)
-    assert str(info.value).startswith(f'{remote.redact(missing)}: download failed (HTTPError: HTTP Error 404')
+    assert str(info.value).startswith(f'{url_cache.redact(missing)}: download failed (HTTPError: HTTP Error 404')
     assert 's3cr' not in str(info.value)
 
     capsys.readouterr()  # (mmengine itself logs a URL given to its loader directly: a run's config is redacted first)
@@ -247,14 +248,14 @@ def test_a_urls_password_is_used_and_shown_nowhere(server, tmp_path, capsys):
     assert args.cfg_options == {'load_from': shown} and args.checkpoint == shown
     assert cfg.weights_from_urls['load_from']['url'] == shown and 's3cr' not in cfg.pretty_text
     assert _load(cfg.load_from) == 5  # the password stays in this process only
-    source = (remote.cache_entry(url) / 'source.json').read_text()
-    assert 's3cr' not in source and remote.cache_entry(url) == remote.cache_entry(shown)
+    source = (url_cache.cache_entry(url) / 'source.json').read_text()
+    assert 's3cr' not in source and url_cache.cache_entry(url) == url_cache.cache_entry(shown)
     out = capsys.readouterr()
     assert 's3cr' not in out.out + out.err and shown in out.out + out.err
 
-    remote._PASSWORDS.clear()  # another process (e.g. a stored config read again): the password must be given
+    url_cache._PASSWORDS.clear()  # another process (e.g. a stored config read again): the password must be given
     import shutil
-    shutil.rmtree(remote.cache_entry(url))
+    shutil.rmtree(url_cache.cache_entry(url))
     with pytest.raises(CheckpointError, match=r'the password of alice@127\.0\.0\.1:\d+ was left out'):
         _load(shown)
 
@@ -281,13 +282,13 @@ def test_a_training_run_from_a_password_url_stores_neither_password_nor_doubt(se
     assert hits == {'/runs/toy.pth': 1}  # read once: the record and the Runner's load share the cache
     ckpt = torch.load(work / 'iter_2.pth', weights_only=True)
     stored = ckpt['meta']['cfg']
-    assert "weights_from_urls" in stored and str(remote.cache_entry(url) / 'toy.pth') in stored
+    assert "weights_from_urls" in stored and str(url_cache.cache_entry(url) / 'toy.pth') in stored
     assert hashlib.sha256(buf.getvalue()).hexdigest() in stored
     out = capsys.readouterr()
     texts = {'stdout': out.out, 'stderr': out.err, 'stored config': stored}
     texts.update({str(p): p.read_text(errors='replace') for p in work.rglob('*') if p.is_file()
                   and p.suffix in ('.py', '.json', '.log', '')})
-    assert f"{remote.redact(url)} read from {remote.cache_entry(url) / 'toy.pth'}" in out.out  # the log says it
+    assert f"{url_cache.redact(url)} read from {url_cache.cache_entry(url) / 'toy.pth'}" in out.out  # the log says it
     assert not [name for name, t in texts.items() if 'hunter2' in t]
     assert b'hunter2' not in (work / 'iter_2.pth').read_bytes()
 
@@ -304,7 +305,7 @@ def test_tools_test_records_the_checkpoint_url_it_reads(server):
     cfg = Config(dict(load_from=url, model=dict(backbone=dict(checkpoint=f'{base}/never/fetched.pth'))))
     args = Namespace(checkpoint=url, cfg_options=None, config='toy.py', allow_partial_load=False)
     prepare_testing(cfg, args, log=lambda *a: None)
-    assert args.checkpoint == cfg.load_from == remote.redact(url) and 'pw0rd' not in cfg.pretty_text
+    assert args.checkpoint == cfg.load_from == url_cache.redact(url) and 'pw0rd' not in cfg.pretty_text
     assert set(cfg.weights_from_urls) == {'load_from'} and '/never/fetched.pth' not in hits  # (no backbone read)
     assert cfg.weights_from_urls['load_from']['sha256'] == hashlib.sha256(_pth(7)).hexdigest()
     assert _load(cfg.load_from) == 7 and hits == {'/ckpt/iter_2.pth': 1}

@@ -215,7 +215,7 @@ def test_submit_without_slurm_says_so(tmp_path, monkeypatch):
 def test_submit_table_d_reports_missing_configs_and_reads_top1(tmp_path, monkeypatch):
     """Table D through Slurm: the pretrainings with a config are submitted, the others reported (exit status 1);
     once a backbone file exists, the next call reads its top-1 into the table (no job for that)."""
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     from test_reproduce import rp
     import torch
     stub = _stub_slurm(tmp_path, monkeypatch)

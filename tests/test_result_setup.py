@@ -178,7 +178,7 @@ def test_a_metric_that_does_not_apply_shows_n_a(tmp_path):
 
 
 def test_table_d_result_carries_the_pretrainings_setup(tmp_path):
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     setup = dict(TOY, max_iters=None, max_epochs=2, val_images=3)
     b = save_backbone_file(tmp_path / 'b.safetensors', {'w': torch.zeros(2)}, arch='vit_nano', img_size=32,
                            patch_size=8, method='baseline', epochs=2, top1=50.0, setup=setup)

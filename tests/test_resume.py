@@ -19,7 +19,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mixseg.checkpoint import load_backbone_file
+from mixcore.weights.backbone_file import load_backbone_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

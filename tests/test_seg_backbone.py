@@ -8,7 +8,8 @@ pytest.importorskip('mmseg')
 timm = pytest.importorskip('timm')
 
 from mixseg.backbones.vit import MixsegViT, mmseg_vit_converter  # noqa: E402
-from mixseg.checkpoint import CheckpointMismatchError, save_backbone_file  # noqa: E402
+from mixcore.weights.backbone_file import save_backbone_file  # noqa: E402
+from mixcore.weights.load import CheckpointMismatchError
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest

@@ -7,7 +7,7 @@ The trap is a package on ``sys.path`` whose import writes a marker file.
 import pytest
 import torch
 
-from mixseg.checkpoint import CheckpointError
+from mixcore.weights.errors import CheckpointError
 
 TRAP = 'mixseg_scope_trap'
 MODEL = "dict(type='MixClassifier', arch='deit_tiny_patch16_224', num_classes=2{extra})"

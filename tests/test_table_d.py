@@ -61,7 +61,7 @@ def test_dry_run_lists_every_seed_rows_pretraining(tmp_path):
 
 
 def _backbone(path, top1, method='baseline'):
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_backbone_file(path, {'w': torch.zeros(2)}, arch='vit_nano', img_size=32, patch_size=8,
                               method=method, epochs=2, top1=top1)

@@ -18,9 +18,10 @@ import pytest
 import torch
 from torch import nn
 
-import mixseg  # noqa: F401  (safe loading: allow-list and mmengine's schemes)
-from mixseg.checkpoint import CheckpointError, read_weights, save_backbone_file
-from mixseg.remote import cache_entry
+from mixcore.weights.backbone_file import save_backbone_file
+from mixcore.weights.errors import CheckpointError
+from mixcore.weights.read import read_weights
+from mixcore.weights.download import cache_entry
 
 
 class _Evil:
@@ -124,7 +125,7 @@ def test_every_checkpoint_scheme_reads_through_the_safe_loader(scheme, served, m
 
 
 def test_no_unsafe_loader_is_left_registered():
-    from mixseg.remote import unsafe_loaders_left
+    from mixcore.weights.mmengine_schemes import unsafe_loaders_left
     assert unsafe_loaders_left() == []
 
 
@@ -202,7 +203,7 @@ def test_backbone_files_get_the_usual_permissions(tmp_path):
 def test_full_disk_names_the_file_and_keeps_the_previous_checkpoint(failure, tmp_path, monkeypatch):
     import mmengine.runner.runner as mm_runner
 
-    from mixseg.checkpoint import DiskFullError
+    from mixcore.atomic_write import DiskFullError
     from mixseg.engine import install_atomic_checkpoints
     install_atomic_checkpoints()
     target = tmp_path / 'iter_4.pth'
@@ -286,7 +287,7 @@ def _dense_checkpoint(tmp_path, config, scope, backbone_file=None):
 
 def test_export_of_a_segmentation_checkpoint_writes_its_vit_backbone(tmp_path, repo_root):
     from mixseg.backbones.vit import MixsegViT
-    from mixseg.checkpoint import load_backbone_file
+    from mixcore.weights.backbone_file import load_backbone_file
     from pretrain.export import export_checkpoint
     pretrained = save_backbone_file(tmp_path / 'pre.safetensors', {'w': torch.zeros(1)}, arch='vit_tiny_patch16_224',
                                     img_size=128, patch_size=8, method='tokenmix')
@@ -308,7 +309,7 @@ def test_export_of_a_segmentation_checkpoint_writes_its_vit_backbone(tmp_path, r
 
 def test_export_of_a_detection_checkpoint_writes_its_pvt_backbone(tmp_path, repo_root):
     from mixseg.backbones.pvt import MixsegPVT
-    from mixseg.checkpoint import load_backbone_file
+    from mixcore.weights.backbone_file import load_backbone_file
     from pretrain.export import export_checkpoint
     config = str(repo_root / 'configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py')
     ckpt, state = _dense_checkpoint(tmp_path, config, 'mmdet')
@@ -366,7 +367,7 @@ def test_the_safe_load_allow_list_holds_no_callable_that_reaches_code():
     import builtins
     import operator
 
-    from mixseg.safe_load import safe_globals
+    from mixcore.weights.safe_globals import safe_globals
     allowed = list(torch.serialization.get_safe_globals()) + safe_globals()
     allowed = [g[0] if isinstance(g, tuple) else g for g in allowed]
     dangerous = {getattr, setattr, delattr, eval, exec, compile, __import__, open, vars, globals,

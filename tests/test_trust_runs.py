@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import mixseg  # noqa: F401
 from mixseg.engine import load_tool
 
 from test_foundation import TOY_CONFIG, TOY_MODULE
@@ -316,7 +315,7 @@ README_SEG = 'configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.p
 
 
 def _backbone(tmp_path, method, arch='deit_small_patch16_224', **meta):
-    from mixseg.checkpoint import save_backbone_file
+    from mixcore.weights.backbone_file import save_backbone_file
     return save_backbone_file(tmp_path / f'{method}.safetensors', {'w': torch.zeros(1)}, arch=arch, img_size=224,
                               patch_size=16, method=method, **meta)
 

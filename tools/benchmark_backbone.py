@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import torch  # noqa: E402
 
-from mixseg.checkpoint import atomic_write_text  # noqa: E402
+from mixcore.atomic_write import atomic_write_text  # noqa: E402
 
 
 def parse_args(argv=None):

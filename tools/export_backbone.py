@@ -36,8 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not args.out.endswith('.safetensors'):
         raise SystemExit(f'error: {args.out}: the backbone file must end with .safetensors')
-    import mixseg  # noqa: F401  (safe-loading allow-list)
-    from mixseg.checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
     from pretrain.export import export_checkpoint
     try:
         path = export_checkpoint(args.checkpoint, args.out, config=args.config, use_ema=not args.no_ema,

@@ -7,7 +7,7 @@
     torchrun --nproc-per-node 8 tools/make_label_maps.py ...      # one disjoint shard per rank (slurm: srun)
 
 IMAGES is ``<class>/<image>`` (e.g. data/imagenet/train); OUT receives ``<class>/<image stem>.pt`` (2×k×H×W:
-top-k scores and class indices, the TokenLabeling format; pretrain/label_maps.py). A CNN teacher gives the class
+top-k scores and class indices, the TokenLabeling format; pretrain/label_maps/). A CNN teacher gives the class
 activation map of every class (its classifier at every location), a ViT/PVT its head on every patch token, on the
 whole image resized to the teacher's input size. Rerunning resumes: finished files are kept (each is written
 atomically; each is read back, and an unreadable one is remade). OUT/label_maps.json records the teacher (sha256 of
@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from pretrain.label_maps import LabelMapError, build_teacher, generate_label_maps
+    from pretrain.label_maps.generate import generate_label_maps
+    from pretrain.label_maps.map_file import LabelMapError
+    from pretrain.label_maps.teacher import build_teacher
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -52,8 +52,7 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    import mixseg  # noqa: F401  (safe-loading allow-list for mmengine checkpoints)
-    from mixseg.checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
     from mixseg.viz.models import load_model
     from mixseg.viz.occlusion import RATIOS, occlusion_robustness
     if args.threads:

@@ -7,7 +7,7 @@ SRC holds ``<class>/<image stem>.pt`` (2×k×H×W, as published or written by to
 scores.npy (float16), indices.npy (int16) and label_maps_pack.json, which carries SRC's settings record
 (label_maps.json of tools/make_label_maps.py: teacher, classes, map shape), so training checks the pack against its
 dataset as it checks the folder. Training reads either: point ``train_dataloader.dataset.label_map_root`` at DST.
-Why: pretrain/label_maps.py ("Packed variant").
+Why: pretrain/label_maps/ ("Packed variant").
 """
 import argparse
 import sys
@@ -24,7 +24,8 @@ def main(argv=None) -> int:
                    help='check every class index against this (default: the teacher\'s, from SRC/label_maps.json)')
     p.add_argument('--no-progress', action='store_true')
     args = p.parse_args(argv)
-    from pretrain.label_maps import LabelMapError, pack_label_maps
+    from pretrain.label_maps.map_file import LabelMapError
+    from pretrain.label_maps.pack import pack_label_maps
     try:
         meta = pack_label_maps(args.src, args.dst, num_classes=args.num_classes, progress=not args.no_progress)
     except (LabelMapError, OSError) as e:

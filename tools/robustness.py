@@ -75,8 +75,7 @@ def options(args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    import mixseg  # noqa: F401  (safe-loading allow-list for mmengine checkpoints)
-    from mixseg.checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
     from mixseg.viz.models import load_model
     from pretrain.robustness.evaluate import run
     from pretrain.robustness.results import write_robustness_result

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mixseg.checkpoint import atomic_write_text  # noqa: E402
+from mixcore.atomic_write import atomic_write_text  # noqa: E402
 from mixseg.tables import TABLES, curves_path, missing_cells, plot, render_tables  # noqa: E402
 
 

@@ -8,13 +8,12 @@ The metrics land in ``<work_dir>/results/<tag>.json`` (tag ``ss``, or ``ms`` wit
 ``table_row`` with method and model of the backbone the checkpoint was trained from (``--cfg-options
 table_row.<field>=...`` contradicting that backbone is an error). A checkpoint whose weights do not fit the model
 is refused (missing/unexpected keys and shapes listed, nothing written); ``--allow-partial-load`` evaluates
-what fits. The checkpoint may be a local file or an ``http(s)://`` URL (read safely, see mixseg.remote).
+what fits. The checkpoint may be a local file or an ``http(s)://`` URL (read safely, see mixcore.weights.read).
 The training run's own overrides (``--data-root``, ``--cfg-options`` of the model and test data, e.g. num_classes)
 are read from the config stored in a local checkpoint and applied first; this command's options win over them
 (mixseg.training_overrides).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -24,7 +23,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mixseg.patches import install as install_patches  # noqa: E402
 install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
-from mixseg.checkpoint import CheckpointError  # noqa: E402
+from mixcore.weights.errors import CheckpointError  # noqa: E402
 from mixseg import gpu  # noqa: E402
 from mixseg.engine import check_data_roots, enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
 from mixseg.provenance import result_setup  # noqa: E402

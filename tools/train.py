@@ -25,7 +25,8 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mixseg.patches import install as install_patches  # noqa: E402
 install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
-from mixseg.checkpoint import CheckpointError, DiskFullError  # noqa: E402
+from mixcore.atomic_write import DiskFullError  # noqa: E402
+from mixcore.weights.errors import CheckpointError  # noqa: E402
 from mixseg.engine import (add_default_hooks, check_data_roots, enable_amp, install_atomic_checkpoints,  # noqa: E402
                            load_config, make_reproducible, setup_cpu_distributed)
 from mixseg.run_guard import claim_run_work_dir, prepare_training  # noqa: E402

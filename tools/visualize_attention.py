@@ -42,8 +42,7 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    import mixseg  # noqa: F401  (safe-loading allow-list for mmengine checkpoints)
-    from mixseg.checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
     from mixseg.viz.attention import visualize_attention
     from mixseg.viz.models import load_model
     if args.threads:

@@ -51,8 +51,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import mixseg  # noqa: F401  (safe-loading allow-list for mmengine checkpoints)
-    from mixseg.checkpoint import CheckpointError
+    from mixcore.weights.errors import CheckpointError
     from mixseg.viz.models import build_untrained, load_model
     from pretrain.mix_figure import visualize_mix
     try:

@@ -7,8 +7,8 @@ Its state dict keeps the original PVT layout, so a detector checkpoint holds ``b
 
 Weights (``checkpoint``, loaded in :meth:`init_weights`): a backbone file (``.safetensors``), an official PVT
 ``.pth``, an mmengine checkpoint (``backbone.`` prefix; mmdet's own PVT layout is converted too), all read
-through :func:`mixseg.checkpoint.read_weights` (``weights_only=True``) and loaded with
-:func:`mixseg.checkpoint.load_strict`: a file of another architecture is refused with the missing /
+through :func:`mixcore.weights.read.read_weights` (``weights_only=True``) and loaded with
+:func:`mixcore.weights.load.load_strict`: a file of another architecture is refused with the missing /
 unexpected keys and differing shapes, nothing is loaded partially. Position embeddings of another
 pretraining resolution are resampled (bicubic) to ``pretrain_img_size`` on load, and in ``forward`` to the
 actual input grid (bilinear by default, as the official PVT detection code and mmdet's PVT).
@@ -28,7 +28,8 @@ from mmengine.model import BaseModule
 
 from mmdet.registry import MODELS
 
-from mixseg.checkpoint import load_strict, read_weights
+from mixcore.weights.load import load_strict
+from mixcore.weights.read import read_weights
 from mixseg.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn, pvt_arch_args
 
 # Parts of a classification checkpoint that the dense-prediction backbone does not have: the final norm

@@ -3,7 +3,7 @@
 ``MixsegViT`` builds the timm model named by ``arch`` (any patch size; class, distillation and register
 tokens) and adopts its modules, so the backbone's ``state_dict`` has exactly the timm key layout minus
 the classifier head. A backbone file written by stage 1, an official timm/DeiT ``.pth`` and an mmengine
-checkpoint (``backbone.`` prefix) therefore load with one strict call (:func:`mixseg.checkpoint.load_strict`):
+checkpoint (``backbone.`` prefix) therefore load with one strict call (:func:`mixcore.weights.load.load_strict`):
 a file of another architecture is refused with the missing/unexpected keys and the differing shapes.
 
 The absolute position embedding is sized for the training crop (``img_size``); the file's embedding is
@@ -35,7 +35,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from timm.layers import resample_abs_pos_embed
 
-from mixseg.checkpoint import load_strict, read_weights
+from mixcore.weights.load import load_strict
+from mixcore.weights.read import read_weights
 
 # Classifier heads a pretrained file may carry; a backbone has no use for them.
 HEAD_PREFIXES = ('head.', 'head_dist.')

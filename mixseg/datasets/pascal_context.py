@@ -76,7 +76,7 @@ def convert_pascal_context(voc2010: str, context: str | None = None, log=print) 
     a rerun converts again."""
     from PIL import Image
 
-    from ..checkpoint import atomic_write, atomic_write_text
+    from mixcore.atomic_write import atomic_write, atomic_write_text
     context = context or osp.join(voc2010, 'trainval')
     if not osp.isdir(context):
         raise FileNotFoundError(f'{context}: no such folder; extract Pascal Context\'s trainval.tar.gz '

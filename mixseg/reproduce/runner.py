@@ -220,7 +220,7 @@ def run_plan(steps: list[Step], work_root: Path, *, dry_run: bool, inproc: bool,
         if s.stale:
             _start_over(s)
         if s.stamp is not None:
-            from mixseg.checkpoint import atomic_write_text
+            from mixcore.atomic_write import atomic_write_text
             atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
         if s.func is None and pool is not None:
             try:
@@ -313,7 +313,7 @@ def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, o
     out('\n' + text)
     missing = {t: missing_cells(TABLES[t], col) for t in tables}
     if write and work_root.is_dir():
-        from mixseg.checkpoint import atomic_write_text
+        from mixcore.atomic_write import atomic_write_text
         atomic_write_text(work_root / 'tables.md', text + '\n')
         try:
             png = plot([TABLES[t] for t in tables], col, work_root / 'tables.png', plot_note)  # legend: short

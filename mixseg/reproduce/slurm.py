@@ -37,7 +37,6 @@ from .steps import ROOT, Step, _start_over, rel
 
 ACTIVE = ('PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
           'RESIZING', 'SUSPENDED', 'STAGE_OUT', 'SIGNALING')
-NEVER = ('DependencyNeverSatisfied',)   # squeue's reason of a job whose dependency failed
 
 
 class SlurmError(RuntimeError):
@@ -249,7 +248,7 @@ def _answer(error: str) -> str:
 
 def _run_instant(s: Step, work_root: Path, out, head: str) -> bool:
     """An instant step (a shared row's results, Table D's top-1) done in the driver; False: it failed."""
-    from mixseg.checkpoint import atomic_write_text
+    from mixcore.atomic_write import atomic_write_text
 
     from .runner import _run_inprocess
     if s.stale:
@@ -273,7 +272,7 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
     run the instant steps whose inputs exist. Returns (the steps that failed or cannot run, the steps whose
     job's state is unknown). A job whose state is unknown is never resubmitted (nor what waits for it); when
     squeue fails, nothing is submitted or cancelled and the job records stay as they are."""
-    from mixseg.checkpoint import atomic_write_text
+    from mixcore.atomic_write import atomic_write_text
 
     from .runner import describe
 

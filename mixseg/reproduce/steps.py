@@ -143,7 +143,7 @@ def _slug(table: str, label: tuple) -> str:
 
 def _share_fn(src: Path, dest: Path, table_row: dict):
     def share():
-        from mixseg.checkpoint import atomic_write_text
+        from mixcore.atomic_write import atomic_write_text
         record = json.loads(src.read_text())
         record['table_row'] = table_row
         record['shared_from'] = str(src)

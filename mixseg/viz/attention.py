@@ -124,7 +124,7 @@ def draw_attention(rows: Sequence[dict], out: Path, title: str) -> Path:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from ..checkpoint import atomic_write
+    from mixcore.atomic_write import atomic_write
     cols = 1 + max(len(r['maps']) for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.7 * len(rows) + 0.6), squeeze=False,
                              layout='constrained')
@@ -170,7 +170,7 @@ def visualize_attention(models: Sequence[LoadedModel], images_dir, out_dir, num_
     ``out_dir/attention.json``, what was drawn (models, images, figures), written last."""
     import json
 
-    from ..checkpoint import atomic_write_text
+    from mixcore.atomic_write import atomic_write_text
     from .models import describe
     paths, labels, classes = list_images(images_dir)
     probes = [LayerAttention(m.model) for m in models]

@@ -1,8 +1,8 @@
 """Rebuild a classifier (or its backbone) from any weight file the project reads, for the figure tools.
 
-* a **backbone file** (``.safetensors``, :mod:`mixseg.checkpoint`): arch, img_size and the timm model arguments
-  come from its metadata; it holds no classifier head (the stage-1 → stage-2 contract), so the model built from it
-  has none (``has_head=False``);
+* a **backbone file** (``.safetensors``, :mod:`mixcore.weights.backbone_file`): arch, img_size and the timm model
+  arguments come from its metadata; it holds no classifier head (the stage-1 → stage-2 contract), so the model built
+  from it has none (``has_head=False``);
 * a **stage-1 training checkpoint** (mmengine ``.pth`` of a ``MixClassifier`` run): the model is rebuilt from the
   config mmengine stored in it, read as data (:func:`mixseg.config_guard.plain_config`, never executed), head
   included;
@@ -21,7 +21,9 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ..checkpoint import CheckpointError, load_strict, read_weights, strip_prefixes, torch_load_safely
+from mixcore.weights.errors import CheckpointError
+from mixcore.weights.load import load_strict
+from mixcore.weights.read import read_file, read_weights, strip_prefixes
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # timm's IMAGENET_DEFAULT_*
@@ -126,7 +128,7 @@ def load_model(path, *, arch: Optional[str] = None, img_size=None, model_kwargs:
     if path.endswith('.safetensors'):
         loaded = _from_backbone_file(path, arch, img_size, model_kwargs)
     else:
-        obj = torch_load_safely(path)
+        obj = read_file(path)
         meta = obj.get('meta') if isinstance(obj, dict) else None
         if isinstance(meta, dict) and meta.get('cfg') and isinstance(obj.get('state_dict'), dict):
             loaded = _from_training_checkpoint(path, obj, arch, img_size, model_kwargs)

@@ -137,7 +137,7 @@ def plot_occlusion(records: Sequence[dict], out: Path, title: str = '') -> Path:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from ..checkpoint import atomic_write
+    from mixcore.atomic_write import atomic_write
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for rec in records:
         ratios = [r['ratio'] for r in rec['results']]
@@ -167,7 +167,7 @@ def occlusion_robustness(models: Sequence[LoadedModel], images_dir, out_dir, *, 
                          max_images: Optional[int] = None, crop_pct: float = 0.875,
                          progress: bool = True) -> tuple[Path, Path]:
     """Evaluate every model; write ``out_dir/occlusion.json`` and ``out_dir/occlusion.png``."""
-    from ..checkpoint import atomic_write_text
+    from mixcore.atomic_write import atomic_write_text
     paths, targets, classes = _dataset(images_dir, max_images)
     for m in models:
         check_classes(m, classes, images_dir)

@@ -237,10 +237,10 @@ def official_tokenmix_targets(labels: torch.Tensor, partner: torch.Tensor, w_sel
 class CAMTeacher:
     """Class activation map of the ground-truth class from a timm CNN classifier (TokenMix's teacher source).
 
-    The model is built with ``pretrained=False`` and loaded (strict) from a local ``checkpoint`` through timm's
-    ``load_state_dict`` (.safetensors, or torch.load with ``weights_only=True``; EMA weights preferred), then
-    frozen. The CAM is ReLU(Σ_c W[y, c]·F_c) of the last feature map, resized (bilinear) to the token grid and
-    normalised.
+    The model is built with ``pretrained=False`` and loaded (strict) from a local ``checkpoint`` through
+    :func:`mixcore.weights.read.read_weights` (.safetensors, or torch.load with ``weights_only=True``; EMA weights
+    preferred), then frozen. The CAM is ReLU(Σ_c W[y, c]·F_c) of the last feature map, resized (bilinear) to the
+    token grid and normalised.
     Not an nn.Module on purpose: a student holding it does not save the teacher in its checkpoints.
 
     Args:
@@ -252,20 +252,16 @@ class CAMTeacher:
 
     def __init__(self, model_name: str, checkpoint: Optional[str] = None, num_classes: int = 1000, **kwargs):
         import timm
-        from timm.models import load_state_dict
         self.model_name = model_name
         self.model = timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)
         self._check_head()
         if checkpoint is not None:
             if not os.path.isfile(checkpoint):
                 raise FileNotFoundError(f'CAMTeacher checkpoint not found: {checkpoint}')
-            # timm's reader: safetensors or torch.load(weights_only=True), unwraps state_dict(_ema)/model keys
-            try:
-                state_dict = load_state_dict(checkpoint, weights_only=True)
-            except Exception as e:  # timm's message does not say which file
-                raise RuntimeError(f'{checkpoint}: cannot be loaded safely as a CAMTeacher checkpoint '
-                                   f'({type(e).__name__}: {e})') from e
-            self.model.load_state_dict(state_dict)
+            # the project's one weight reader (torch only: no mmengine); EMA weights first, as timm's reader
+            from mixcore.weights.load import load_strict
+            from mixcore.weights.read import read_weights
+            load_strict(self.model, read_weights(checkpoint, ema=True)[0], source=checkpoint)
         self.model.eval().requires_grad_(False)
         self.checkpoint = checkpoint
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from mixseg.checkpoint import atomic_write_text
+from mixcore.atomic_write import atomic_write_text
 
 
 def flat_metrics(record: dict) -> dict:

@@ -1,18 +1,8 @@
-"""Weights named by a URL or by one of mmengine's model-zoo schemes, read by the same safe reader as local files.
+"""The download cache of weight URLs: each URL downloaded once, checked, and read from its cached copy.
 
-mmengine resolves ``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained', checkpoint=...)`` and the
-backbones' ``CheckpointLoader.load_checkpoint`` calls through ``CheckpointLoader``'s schemes. Its loaders for
-``http(s)://``, ``torchvision://`` / ``modelzoo://``, ``open-mmlab://`` / ``openmmlab://`` and ``mmcls://`` end in
-``torch.hub.load_state_dict_from_url``, which unpickles with ``weights_only=False``: a checkpoint URL could run
-code. :func:`install` replaces every one of them (the registered schemes and the module attributes other code
-calls by name, including ``load_url``) by loaders that
-
-* download the file once into a cache keyed by the whole URL (:func:`download`; in a distributed run rank 0
-  first, the others after a barrier), then
-* read it like a local file: ``.safetensors`` with safetensors, anything else with
-  :func:`mixseg.checkpoint.torch_load_safely` (``weights_only=True`` + the allow-list of :mod:`mixseg.safe_load`),
-  so a refused file is named together with the URL it came from (and, for an unreadable cached file, the cache
-  folder to delete).
+:func:`download` is what :func:`mixcore.weights.read.read_file` calls for an ``http(s)://`` source (mmengine's
+URL and model-zoo schemes end there too, :mod:`mixcore.weights.mmengine_schemes`); in a distributed run rank 0
+downloads first, the others after a barrier.
 
 The cache: ``<torch hub dir>/checkpoints/mixseg-urls/<sha256 of the URL, 16 hex>/<file name>`` with
 ``source.json`` beside it (the URL, size and sha256 of the file). torch.hub (and mmengine through it) caches under
@@ -24,14 +14,10 @@ hash; it is written to a temporary name and renamed when complete, so nothing pa
 ``user:password@`` in a URL is sent as HTTP basic authentication and never shown: errors and logs print
 ``user:***@`` (:func:`redact`), and :func:`hide_credentials` takes the password out of a config (it stays in this
 process only), so neither the stored config nor the logs hold it.
-
-``s3://`` / ``petrel://`` (bytes from mmengine's file backend) and ``pavi://`` are read the same safe way.
-mmengine has no hook for this (its scheme table is the extension point), hence the replacement.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import os.path as osp
@@ -41,13 +27,13 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .errors import CheckpointError
+
 URL_PREFIXES = ('http://', 'https://')
 #: environment variable: the largest download accepted, in MiB (default :data:`DEFAULT_MAX_DOWNLOAD_MB`)
 MAX_DOWNLOAD_ENV = 'MIXSEG_MAX_DOWNLOAD_MB'
 #: 20 GiB: far above any checkpoint of the papers' models (a ViT-B training checkpoint with its optimizer is ~1 GiB)
 DEFAULT_MAX_DOWNLOAD_MB = 20480
-#: the record of the weight URLs a run reads (stored with its config, see :func:`record_weight_urls`)
-URL_RECORD = 'weights_from_urls'
 _CACHE_FOLDER = 'mixseg-urls'
 _SOURCE_FILE = 'source.json'
 _HIDDEN = '***'
@@ -67,7 +53,6 @@ def redact(text) -> str:
 def _userinfo(url: str):
     """``(url without user:password@, (user, password) or None)``; a password :func:`hide_credentials` took out
     is looked up here (it never leaves this process)."""
-    from mixseg.safe_load import CheckpointError
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
@@ -162,7 +147,6 @@ def download(url: str, model_dir=None, progress: bool = False, file_name: str | 
              max_mb=None, check_hash: bool = False) -> Path:
     """The cached copy of ``url`` (see the module doc), downloaded if missing. Errors name the URL (password
     hidden); the log says which file was read."""
-    from mixseg.safe_load import CheckpointError
     shown = redact(url)
     name = file_name or osp.basename(urlsplit(url).path) or 'download'
     if name in (_SOURCE_FILE, '.', '..'):
@@ -201,7 +185,6 @@ def _fetch(url: str, target: Path, limit: int, hash_prefix) -> None:
     import base64
     from urllib.request import Request, urlopen
 
-    from mixseg.safe_load import CheckpointError
     shown = redact(url)
     plain, auth = _userinfo(url)
     request = Request(plain, headers={'User-Agent': 'mixseg'})
@@ -234,7 +217,7 @@ def _fetch(url: str, target: Path, limit: int, hash_prefix) -> None:
     finally:
         if osp.exists(tmp):
             os.unlink(tmp)
-    from mixseg.checkpoint import atomic_write_text
+    from ..atomic_write import atomic_write_text
     atomic_write_text(target.parent / _SOURCE_FILE, json.dumps(dict(
         url=shown, file=target.name, size=size, sha256=digest, content_length=expected,
         downloaded=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())), indent=1) + '\n')
@@ -242,7 +225,6 @@ def _fetch(url: str, target: Path, limit: int, hash_prefix) -> None:
 
 def _copy(response, out, limit: int, shown: str):
     """Copy the body to ``out``: ``(bytes, sha256, Content-Length or None)``; over ``limit`` bytes is an error."""
-    from mixseg.safe_load import CheckpointError
     length = response.headers.get('Content-Length')
     expected = int(length) if length and length.strip().isdigit() else None
     too_big = (f'{shown}: larger than the {limit / 2**20:g} MiB download cap ({MAX_DOWNLOAD_ENV}); nothing was '
@@ -261,196 +243,3 @@ def _copy(response, out, limit: int, shown: str):
             sha.update(chunk)
             bar.update(len(chunk))
     return size, sha.hexdigest(), expected
-
-
-def read_download(url: str, path, map_location=None, reader=None):
-    """Read the cached download ``path`` of ``url`` (``reader(path)``, default :func:`read_checkpoint`); an
-    unreadable file's error says which cache folder to delete."""
-    from mixseg.safe_load import CheckpointError
-    try:
-        if reader is not None:
-            return reader(path)
-        return read_checkpoint(path, map_location, source=redact(url))
-    except CheckpointError as e:
-        raise CheckpointError(f'{e}\n  (the cached download of {redact(url)}: if it is damaged or not what the '
-                              f'URL serves now, delete {Path(path).parent} to download it again)') from e
-
-
-def weight_url_entries(cfg) -> dict:
-    """``{config key: URL}`` of the weights a config reads from http(s) URLs: ``load_from`` and every
-    ``checkpoint`` / ``pretrained`` entry under ``model``."""
-    found = {}
-    if is_url(cfg.get('load_from')):
-        found['load_from'] = cfg['load_from']
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ('checkpoint', 'pretrained') and is_url(v):
-                    found[f'{prefix}.{k}'] = v
-                else:
-                    walk(v, f'{prefix}.{k}')
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                walk(v, f'{prefix}.{i}')
-
-    walk(cfg.get('model'), 'model')
-    return found
-
-
-def record_weight_urls(cfg, *, fetch: bool = True, keys=None, log=print) -> dict:
-    """Take the passwords out of ``cfg`` (:func:`hide_credentials`) and record in ``cfg[URL_RECORD]`` which file
-    each weight URL (of ``keys``, default all) is read from: ``{key: dict(url, file, sha256, size)}``. ``fetch``:
-    download now (the rank whose config is stored; a failure is left to the run's own read, which reports it),
-    else only name the cache file. Returns the record."""
-    from mixseg.safe_load import CheckpointError
-    for key in list(cfg.keys()):  # (an mmengine Config is no dict)
-        cfg[key] = hide_credentials(cfg[key])
-    record = {}
-    for key, url in weight_url_entries(cfg).items():
-        if keys is not None and key not in keys:
-            continue
-        path = cache_entry(url) / (osp.basename(urlsplit(url).path) or 'download')
-        if fetch:
-            try:
-                path = download(url)
-            except CheckpointError as e:
-                log(f'mixseg: {key}: not downloaded now, the run reads it when it starts ({e})')
-        source = cached_source(path) or {}
-        record[key] = dict(url=redact(url), file=str(path), sha256=source.get('sha256'), size=source.get('size'))
-        log(f'mixseg: {key} = {redact(url)} is read from {path}'
-            + (f' (sha256 {source["sha256"]})' if source.get('sha256') else ''))
-    if record:
-        cfg[URL_RECORD] = record
-    return record
-
-
-def read_checkpoint(path, map_location=None, *, source: str | None = None):
-    """A local weight file as mmengine's loaders return it: safetensors → a flat state dict, anything else →
-    :func:`mixseg.checkpoint.torch_load_safely`. ``source`` (e.g. the URL) is named in errors."""
-    from mixseg.safe_load import CheckpointError, torch_load_safely
-    path = Path(path)
-    name = f'{path} (from {source})' if source else str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{name} can not be found.')
-    if path.suffix == '.safetensors':
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        try:
-            state = load_file(str(path), device='cpu')
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f'{name}: not a readable safetensors file ({e})') from e
-        if map_location not in (None, 'cpu'):
-            state = {k: v.to(map_location) if isinstance(map_location, str) else v for k, v in state.items()}
-        return state
-    return torch_load_safely(path, map_location=map_location, name=name)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# mmengine's schemes (signatures as mmengine.runner.checkpoint's loaders)
-
-
-def load_from_local(filename, map_location=None):
-    return read_checkpoint(osp.expanduser(filename), map_location)
-
-
-def load_from_http(filename, map_location=None, model_dir=None, progress=False):
-    path = download(filename, model_dir=model_dir, progress=progress)
-    return read_download(filename, path, map_location)
-
-
-def load_url(url, model_dir=None, map_location=None, progress=False, check_hash=False, file_name=None):
-    """Stands in for ``torch.hub.load_state_dict_from_url`` where mmengine calls it (``load_url``)."""
-    path = download(url, model_dir=model_dir, progress=progress, file_name=file_name, check_hash=check_hash)
-    return read_download(url, path, map_location)
-
-
-def _zoo_entry(filename: str, urls: dict, zoo: str) -> str:
-    from mixseg.safe_load import CheckpointError
-    name = filename.split('://', 1)[1]
-    if name not in urls:
-        raise CheckpointError(f'{filename}: {zoo} lists no model named {name!r}')
-    return urls[name]
-
-
-def load_from_torchvision(filename, map_location=None):
-    from mmengine.runner import checkpoint as mm_ckpt
-    return load_from_http(_zoo_entry(filename, mm_ckpt.get_torchvision_models(), 'torchvision'), map_location)
-
-
-def load_from_openmmlab(filename, map_location=None):
-    from mmengine.runner import checkpoint as mm_ckpt
-    scheme, name = filename.split('://', 1)
-    name = mm_ckpt.get_deprecated_model_names().get(name, name)
-    url = _zoo_entry(f'{scheme}://{name}', mm_ckpt.get_external_models(), "mmengine's open-mmlab model list")
-    if is_url(url):
-        return load_from_http(url, map_location)
-    return read_checkpoint(osp.join(mm_ckpt._get_mmengine_home(), url), map_location, source=filename)
-
-
-def load_from_mmcls(filename, map_location=None):
-    from mmengine.runner import checkpoint as mm_ckpt
-    checkpoint = load_from_http(_zoo_entry(filename, mm_ckpt.get_mmcls_models(), "mmengine's mmcls model list"),
-                                map_location)
-    return mm_ckpt._process_mmcls_checkpoint(checkpoint)
-
-
-def load_from_ceph(filename, map_location=None, backend='petrel'):
-    from mmengine.fileio import get_file_backend
-
-    from mixseg.safe_load import torch_load_safely
-    file_backend = get_file_backend(filename, backend_args={'backend': backend})
-    with io.BytesIO(file_backend.get(filename)) as buffer:
-        return torch_load_safely(buffer, map_location=map_location, name=filename)
-
-
-def load_from_pavi(filename, map_location=None):
-    import tempfile
-    try:
-        from pavi import modelcloud
-    except ImportError as e:
-        raise ImportError('Please install pavi to load checkpoint from modelcloud.') from e
-    model = modelcloud.get(filename[len('pavi://'):])
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        downloaded = osp.join(tmp_dir, model.name)
-        model.download(downloaded)
-        return read_checkpoint(downloaded, map_location, source=filename)
-
-
-SCHEMES = {
-    '': load_from_local,
-    ('http://', 'https://'): load_from_http,
-    ('modelzoo://', 'torchvision://'): load_from_torchvision,
-    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
-    'mmcls://': load_from_mmcls,
-    'pavi://': load_from_pavi,
-    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
-}
-
-
-def install() -> None:
-    """Register the safe loaders for every scheme of mmengine's ``CheckpointLoader`` and put them in place of
-    mmengine's functions of the same names (and of ``load_url``) in ``mmengine.runner.checkpoint``."""
-    try:
-        from mmengine.runner import checkpoint as mm_ckpt
-    except ImportError:
-        return
-    for prefixes, loader in SCHEMES.items():
-        mm_ckpt.CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
-        setattr(mm_ckpt, loader.__name__, loader)
-    mm_ckpt.load_url = load_url
-    import mmengine.utils.dl_utils as dl_utils  # where other OpenMMLab code imports load_url from
-    dl_utils.load_url = load_url
-    if hasattr(dl_utils, 'hub'):
-        dl_utils.hub.load_url = load_url
-
-
-def unsafe_loaders_left() -> list[str]:
-    """Names of CheckpointLoader schemes (and module functions) that are not ours: empty after :func:`install`."""
-    from mmengine.runner import checkpoint as mm_ckpt
-    ours = set(SCHEMES.values()) | {load_url}
-    left = [f'scheme {p!r}' for p, f in mm_ckpt.CheckpointLoader._schemes.items() if f not in ours]
-    left += [n for n in ('load_url', *(f.__name__ for f in SCHEMES.values())) if getattr(mm_ckpt, n) not in ours]
-    return left
-
-
