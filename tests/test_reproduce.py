@@ -11,7 +11,7 @@ import pytest
 import mixseg.reproduce as lib
 from mixseg.engine import load_tool
 from mixseg.reproduce import runner, steps as step_lib
-from mixseg.tables import TABLES
+from mixseg.tables.published import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mixseg.tables import TABLE_D, TABLES
+from mixseg.tables.published import TABLE_D, TABLES
 
 from .steps import (ROOT, STALE, Step, _launch, _load_config, _read_stamp, _share_fn, _slug, _stamp_argv,
                     final_checkpoint, final_checkpoint_name, rel)
@@ -496,6 +496,6 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
 
 def _top1_fn(backbone: Path, dest: Path, table_row: dict):
     def top1():
-        from mixseg.tables import write_top1_result
+        from mixseg.tables.results import write_top1_result
         write_top1_result(backbone, dest, table_row)
     return top1

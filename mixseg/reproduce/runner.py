@@ -13,7 +13,9 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from mixseg.tables import TABLES, missing_cells, plot, render_tables
+from mixseg.tables.plots import plot
+from mixseg.tables.published import TABLES
+from mixseg.tables.render import missing_cells, render_tables
 
 from .steps import ROOT, Step, _start_over, rel
 _TOOLS: dict = {}
