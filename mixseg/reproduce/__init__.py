@@ -3,7 +3,8 @@
 * :mod:`.plan` — what each table row needs: its pretraining (one per (model, method), shared by every row and
   table that needs it), its transfer and its tests (Table D: the pretraining and its top-1), on the papers'
   configs or mapped onto the demo models; which of them are done (outputs present, stamped with the current
-  arguments), to resume or to start over.
+  arguments), to resume or to start over (:class:`.plan.Planner`: one method per kind of step; ``METHODS``: the
+  methods a table run knows, taken from the tables).
 * :mod:`.steps` — a step: its command with a launcher (``none`` / ``pytorch`` / ``slurm``), its stamp
   (``<work dir>/<kind>.argv.json``), the final checkpoint of a schedule.
 * :mod:`.runner` — running the needed steps in dependency order (in this process, in worker processes that
