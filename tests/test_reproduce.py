@@ -10,7 +10,7 @@ import pytest
 
 import mixseg.reproduce as lib
 from mixseg.engine import load_tool
-from mixseg.reproduce import runner, steps as step_lib
+from mixseg.reproduce import execute, runner, steps as step_lib
 from mixseg.tables.published import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,8 +332,8 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         time.sleep(float(argv[1]) if argv[1:] else 0)
         _touch(argv[0])
     # tools/<script>.py stand-ins, inherited by the forked workers
-    monkeypatch.setitem(runner._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
-    monkeypatch.setitem(runner._TOOLS, 'write', SimpleNamespace(main=write))
+    monkeypatch.setitem(execute._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setitem(execute._TOOLS, 'write', SimpleNamespace(main=write))
 
     def steps(root):
         def step(name, script, deps=(), wait=None):
@@ -393,7 +393,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
             final = _touch(wd / f'iter_{opts["train_cfg.max_iters"]}.pth')
             _touch(wd / 'iter_2.pth')
             _touch(wd / 'last_checkpoint', str(final))
-    monkeypatch.setattr(runner, '_run_inprocess', fake_run)
+    monkeypatch.setattr(runner, 'run_inprocess', fake_run)
 
     def run(steps):
         ran.clear()

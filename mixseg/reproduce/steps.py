@@ -52,6 +52,16 @@ def rel(p) -> str:
         return str(p)
 
 
+def describe(step: Step, i: int, n: int, unit: str = 'GPU') -> str:
+    """The head of a step's progress line: ``[i/n] title`` and, for a launched training or test, its GPUs (or
+    CPU tasks) × per-GPU batch."""
+    head = f'[{i:>{len(str(n))}}/{n}] {step.title}'
+    if step.script and step.command[0] != 'python':
+        head += f'  ({step.gpus} {unit}{"s" if step.gpus > 1 else ""}'
+        head += f' × {step.batch} = {step.gpus * step.batch})' if step.batch else ')'
+    return head
+
+
 def _load_config(config: str, options: list[str]):
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(str(ROOT / config), import_custom_modules=False)
@@ -172,3 +182,13 @@ def _start_over(step: Step) -> None:
         aside.mkdir()
         for p in old:
             os.replace(p, aside / p.name)
+
+
+def begin(step: Step) -> None:
+    """Before a step runs (or its job is submitted): a stale step starts over (:func:`_start_over`), and its
+    stamp records the arguments it runs with."""
+    if step.stale:
+        _start_over(step)
+    if step.stamp is not None:
+        from mixseg.checkpoint import atomic_write_text
+        atomic_write_text(step.stamp, json.dumps(step.key, indent=1) + '\n')
