@@ -219,9 +219,9 @@ def test_skip_logic_continues_a_partial_row(tmp_path):
 
 
 def test_final_checkpoint_name_follows_schedule():
-    cfg = step_lib._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
+    cfg = step_lib.config_with_options('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
     assert lib.final_checkpoint_name(cfg) == 'epoch_12.pth'
-    cfg = step_lib._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
+    cfg = step_lib.config_with_options('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
                                 ['train_cfg.max_iters=123'])
     assert lib.final_checkpoint_name(cfg) == 'iter_123.pth'
 

@@ -9,8 +9,8 @@ from typing import Optional
 
 from mixseg.tables.published import METHOD_TITLES, TABLE_D, TABLES
 
-from .steps import (ROOT, STALE, Step, _launch, _load_config, _read_stamp, _share_fn, _slug, _stamp_argv,
-                    final_checkpoint, final_checkpoint_name, rel)
+from .steps import (ROOT, STALE, Step, config_with_options, final_checkpoint, final_checkpoint_name, launch_command,
+                    read_stamp, rel, row_slug, share_fn, stamp_argv)
 
 #: the pretraining methods a table run knows (``--methods``): those of the tables (the one list of their names)
 METHODS = tuple(METHOD_TITLES)
@@ -238,8 +238,8 @@ class Planner:
     def stamped(self, stamp: Path, argv: list, deps: list) -> dict:
         """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
         and whether its work dir holds the results of other arguments (its stamp, or a needed step, is stale)."""
-        key = dict(argv=_stamp_argv(argv), after=[self.steps[d].key for d in deps if self.steps[d].key is not None])
-        stale = any(self.steps[d].stale for d in deps) or _read_stamp(stamp) not in (None, key)
+        key = dict(argv=stamp_argv(argv), after=[self.steps[d].key for d in deps if self.steps[d].key is not None])
+        stale = any(self.steps[d].stale for d in deps) or read_stamp(stamp) not in (None, key)
         return dict(stamp=stamp, key=key, stale=stale)
 
     def n_gpus(self, paper: int) -> int:
@@ -353,7 +353,7 @@ class Planner:
             opts.append(f'train_dataloader.dataset.label_map_root={rel(maps[1])}')
         paper = paper_gpus(pconfig, PRETRAIN_GPUS)
         n = self.n_gpus(paper)
-        cfg = _load_config(pconfig, opts)
+        cfg = config_with_options(pconfig, opts)
         flags, extra = self.train_flags(cfg, n, paper)
         opts += extra
         argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(self.data_root, 'imagenet') if self.demo else []) \
@@ -364,7 +364,7 @@ class Planner:
         backbone = wd / 'backbone.safetensors'
         resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
         argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
-        cmd, env = _launch('train', argv, self.launcher, n, self.partition, f'pretrain-{pmodel}-{method}', wd)
+        cmd, env = launch_command('train', argv, self.launcher, n, self.partition, f'pretrain-{pmodel}-{method}', wd)
         self.pretrain_final[(pmodel, method)] = wd / final_checkpoint_name(cfg)
         return self.add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
                              deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
@@ -389,7 +389,7 @@ class Planner:
         method = key['method']
         pmodel, pconfig, missing = self.pretrain_source(key['model'], method, explain=True)
         p_idx, backbone = self.pretraining(pmodel, method, pconfig, missing, label)
-        dest = self.work_root / 'imagenet-1k' / _slug(table, (key['model'], method)) / 'results' / 'ss.json'
+        dest = self.work_root / 'imagenet-1k' / row_slug(table, (key['model'], method)) / 'results' / 'ss.json'
         cmd = ['top-1', 'of', rel(backbone), 'into', rel(dest)]   # (what it amounts to)
         self.add(Step('top1', f'top1_{key["model"]}_{method}', f'top-1 {label}', [dest],
                       deps=[p_idx] if p_idx is not None else [], rows=[label], command=cmd,
@@ -428,7 +428,7 @@ class Planner:
         if self.demo:
             opts += _demo_schedule_options(task, self.sched)
         opts += self.exp(f'{task.name}_{pmodel}_{method}')
-        cfg = _load_config(tconfig, opts)
+        cfg = config_with_options(tconfig, opts)
         n = self.n_gpus(task.gpus)
         flags, extra = self.train_flags(cfg, n, task.gpus)
         opts += extra
@@ -440,7 +440,7 @@ class Planner:
         done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
         resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
         argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
-        cmd, env = _launch('train', argv, self.launcher, n, self.partition, f'{task.name}-{pmodel}-{method}', wd)
+        cmd, env = launch_command('train', argv, self.launcher, n, self.partition, f'{task.name}-{pmodel}-{method}', wd)
         i = self.add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
                           [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
                           gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
@@ -463,7 +463,7 @@ class Planner:
                 argv = [tconfig, rel(ckpt), '--work-dir', rel(wd)] + (['--tta'] if tag == 'ms' else []) \
                     + (_demo_data_root(self.data_root, task.dataset) if self.demo else []) + ['--cfg-options', *opts]
                 n = self.n_gpus(task.gpus)
-                cmd, env = _launch('test', argv, self.launcher, n, self.partition,
+                cmd, env = launch_command('test', argv, self.launcher, n, self.partition,
                                    f'test-{tag}-{task.name}-{pmodel}-{method}', wd)
                 self.test_steps[(tkey, tag)] = self.add(Step(
                     'test', f'test_{tag}_{task.name}_{pmodel}_{method}', f'test {tag} {task.name} {pmodel} {method}',
@@ -472,10 +472,10 @@ class Planner:
                 continue
             # a row sharing a run: the run's results, under this row's table_row
             src = self.test_steps[(tkey, tag)]
-            dest = wd / 'rows' / _slug(table, row.label) / 'results' / f'{tag}.json'
+            dest = wd / 'rows' / row_slug(table, row.label) / 'results' / f'{tag}.json'
             cmd = ['cp', rel(results), rel(dest)]   # (what it amounts to; table_row rewritten)
-            self.add(Step('share', f'share_{tag}_{_slug(table, row.label)}', f'share {tag} → {label}', [dest],
-                          deps=[src], func=_share_fn(results, dest, dict(table=table, **dict(row.key))), rows=[label],
+            self.add(Step('share', f'share_{tag}_{row_slug(table, row.label)}', f'share {tag} → {label}', [dest],
+                          deps=[src], func=share_fn(results, dest, dict(table=table, **dict(row.key))), rows=[label],
                           command=cmd, **self.stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
 
     def figures(self) -> None:
