@@ -432,3 +432,38 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
     for p in root.rglob('*.argv.json'):
         p.unlink()
     assert not any(s.needed for s in plan(seg_iters=3, pretrain_epochs=2))
+
+
+def _package_imports(folder: Path, package: str) -> dict:
+    """module -> the modules of ``package`` it imports (relative or absolute, at any depth of the file)."""
+    import ast
+    found = {}
+    for path in sorted(folder.glob('*.py')):
+        mod = path.stem
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module:
+                    names.add(node.module.split('.')[0])
+                elif node.level == 1:
+                    names.update(a.name for a in node.names)
+                elif node.level == 0 and (node.module or '').startswith(package + '.'):
+                    names.add(node.module[len(package) + 1:].split('.')[0])
+        found[mod] = names - {mod}
+    return found
+
+
+def test_reproduce_modules_import_one_way():
+    """The local runner and the Slurm submit mode are siblings (neither imports the other, nor the table run
+    above them); no module of mixseg.reproduce closes an import circle."""
+    deps = _package_imports(ROOT / 'mixseg/reproduce', 'mixseg.reproduce')
+    assert deps['runner'] & {'slurm', 'table_run'} == set() and deps['slurm'] & {'runner', 'table_run'} == set()
+    assert {'runner', 'slurm', 'plan'} <= deps['table_run']
+
+    def reach(mod, seen=()):
+        for d in deps.get(mod, ()):
+            assert d not in seen + (mod,), f'import circle: {" -> ".join(seen + (mod, d))}'
+            reach(d, seen + (mod,))
+    for mod in deps:
+        if mod != '__init__':
+            reach(mod)
