@@ -460,6 +460,19 @@ def test_reproduce_modules_import_one_way():
     assert deps['runner'] & {'slurm', 'table_run'} == set() and deps['slurm'] & {'runner', 'table_run'} == set()
     assert {'runner', 'slurm', 'plan'} <= deps['table_run']
 
+    _no_circle(deps)
+
+
+def test_tables_modules_import_one_way():
+    """mixseg.tables: the published tables and the paper setups stand on nothing else of the package; results
+    on them, rendering on results, plots on rendering; no circle."""
+    deps = _package_imports(ROOT / 'mixseg/tables', 'mixseg.tables')
+    assert deps['published'] == deps['setups'] == deps['rows'] == set() and deps['__init__'] == set()
+    assert 'plots' not in deps['render'] and not deps['results'] & {'render', 'plots'}
+    _no_circle(deps)
+
+
+def _no_circle(deps: dict) -> None:
     def reach(mod, seen=()):
         for d in deps.get(mod, ()):
             assert d not in seen + (mod,), f'import circle: {" -> ".join(seen + (mod, d))}'
