@@ -1,13 +1,13 @@
 """What tools/train.py and tools/test.py check before mmengine runs anything: the work dir holds no other run,
 ``--resume`` has something to resume, checkpoints must fit the model, and the results land in the table row of
 the backbone the run was trained from. The checks live in :mod:`mixseg.workdir`, :mod:`mixseg.hooks` and
-:mod:`mixseg.tables`; this module applies them to a config and turns their errors into the tools' error exit
+:mod:`mixseg.tables.rows`; this module applies them to a config and turns their errors into the tools' error exit
 (``SystemExit('error: ...')``, as :func:`mixseg.engine.load_config`).
 """
 from __future__ import annotations
 
-from .tables import (BACKBONE_RECORD, TableRowError, backbone_record, derived_row_of_checkpoint,
-                     explicit_row_options, resolve_table_row, row_from_backbone)
+from .tables.rows import (BACKBONE_RECORD, TableRowError, backbone_record, derived_row_of_checkpoint,
+                          explicit_row_options, resolve_table_row, row_from_backbone)
 from .provenance import add_setup_hook
 from .workdir import WorkDirError, claim_work_dir, dist_rank, resume_target, run_identity
 
@@ -57,7 +57,7 @@ def record_urls(cfg, args, log=print, keys=None) -> None:
 def prepare_training(cfg, args, log=print) -> None:
     """tools/train.py: resolve ``--resume`` (nothing to resume, an empty ``last_checkpoint`` or a missing file
     are errors), swap in the checkpoint hook and the fit check, record the backbone file the run starts from
-    (:data:`mixseg.tables.BACKBONE_RECORD`, stored with the config in every checkpoint) and set ``table_row``
+    (:data:`mixseg.tables.rows.BACKBONE_RECORD`, stored with the config in every checkpoint) and set ``table_row``
     from its metadata; the run's data and schedule go into every checkpoint (:mod:`mixseg.provenance`)."""
     if args.resume is not None:
         try:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from mixseg.engine import write_results
-from mixseg.tables import TABLES, build_table, collect, missing_cells
+from mixseg.tables.published import TABLES
+from mixseg.tables.render import build_table, missing_cells
+from mixseg.tables.results import collect
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -248,10 +248,13 @@ def test_mix_pairs_join_different_classes():
 
 # ------------------------------------------------------------------------------------------ tables plot
 def test_tables_plot_deltas_and_legend_outside_the_bars(tmp_path):
-    from mixseg.tables import TABLE_A, Collection, Result, _key, baseline_deltas, plot
+    from mixseg.tables.plots import plot
+    from mixseg.tables.published import TABLE_A, row_key
+    from mixseg.tables.render import baseline_deltas
+    from mixseg.tables.results import Collection, Result
     col = Collection()
     for method, ss in (('baseline', 10.0), ('transmix', 12.5)):
-        key = _key(model='deit-s', method=method, decoder='mask')
+        key = row_key(model='deit-s', method=method, decoder='mask')
         col.results[('A', key, 'ss')] = Result('A', key, 'ss', {'mIoU': ss}, tmp_path)
     deltas = {(r, c): (p, o) for r, c, p, o in baseline_deltas(TABLE_A, col)}
     pub, ours = deltas[('DeiT-S + TransMix Segmenter', 'mIoU')]

@@ -317,7 +317,7 @@ def test_the_table_row_follows_a_backbone_file_named_by_url(server, tmp_path):
     from mmengine.config import Config
 
     from mixseg.run_guard import record_urls
-    from mixseg.tables import backbone_record
+    from mixseg.tables.rows import backbone_record
     routes, hits, base = server
     path = save_backbone_file(tmp_path / 'b.safetensors', {'w': torch.zeros(1)}, arch='deit_small_patch16_224',
                               img_size=224, patch_size=16, method='transmix')

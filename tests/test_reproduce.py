@@ -10,8 +10,8 @@ import pytest
 
 import mixseg.reproduce as lib
 from mixseg.engine import load_tool
-from mixseg.reproduce import runner, steps as step_lib
-from mixseg.tables import TABLES
+from mixseg.reproduce import execute, runner, steps as step_lib
+from mixseg.tables.published import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,9 +219,9 @@ def test_skip_logic_continues_a_partial_row(tmp_path):
 
 
 def test_final_checkpoint_name_follows_schedule():
-    cfg = step_lib._load_config('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
+    cfg = step_lib.config_with_options('configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py', [])
     assert lib.final_checkpoint_name(cfg) == 'epoch_12.pth'
-    cfg = step_lib._load_config('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
+    cfg = step_lib.config_with_options('configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py',
                                 ['train_cfg.max_iters=123'])
     assert lib.final_checkpoint_name(cfg) == 'iter_123.pth'
 
@@ -332,8 +332,8 @@ def test_worker_death_is_reported_and_the_pool_restarted(tmp_path, monkeypatch):
         time.sleep(float(argv[1]) if argv[1:] else 0)
         _touch(argv[0])
     # tools/<script>.py stand-ins, inherited by the forked workers
-    monkeypatch.setitem(runner._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
-    monkeypatch.setitem(runner._TOOLS, 'write', SimpleNamespace(main=write))
+    monkeypatch.setitem(execute._TOOLS, 'die', SimpleNamespace(main=lambda argv: os.kill(os.getpid(), signal.SIGKILL)))
+    monkeypatch.setitem(execute._TOOLS, 'write', SimpleNamespace(main=write))
 
     def steps(root):
         def step(name, script, deps=(), wait=None):
@@ -393,7 +393,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
             final = _touch(wd / f'iter_{opts["train_cfg.max_iters"]}.pth')
             _touch(wd / 'iter_2.pth')
             _touch(wd / 'last_checkpoint', str(final))
-    monkeypatch.setattr(runner, '_run_inprocess', fake_run)
+    monkeypatch.setattr(runner, 'run_inprocess', fake_run)
 
     def run(steps):
         ran.clear()
@@ -432,3 +432,51 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
     for p in root.rglob('*.argv.json'):
         p.unlink()
     assert not any(s.needed for s in plan(seg_iters=3, pretrain_epochs=2))
+
+
+def _package_imports(folder: Path, package: str) -> dict:
+    """module -> the modules of ``package`` it imports (relative or absolute, at any depth of the file)."""
+    import ast
+    found = {}
+    for path in sorted(folder.glob('*.py')):
+        mod = path.stem
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module:
+                    names.add(node.module.split('.')[0])
+                elif node.level == 1:
+                    names.update(a.name for a in node.names)
+                elif node.level == 0 and (node.module or '').startswith(package + '.'):
+                    names.add(node.module[len(package) + 1:].split('.')[0])
+        found[mod] = names - {mod}
+    return found
+
+
+def test_reproduce_modules_import_one_way():
+    """The local runner and the Slurm submit mode are siblings (neither imports the other, nor the table run
+    above them); no module of mixseg.reproduce closes an import circle."""
+    deps = _package_imports(ROOT / 'mixseg/reproduce', 'mixseg.reproduce')
+    assert deps['runner'] & {'slurm', 'table_run'} == set() and deps['slurm'] & {'runner', 'table_run'} == set()
+    assert {'runner', 'slurm', 'plan'} <= deps['table_run']
+
+    _no_circle(deps)
+
+
+def test_tables_modules_import_one_way():
+    """mixseg.tables: the published tables and the paper setups stand on nothing else of the package; results
+    on them, rendering on results, plots on rendering; no circle."""
+    deps = _package_imports(ROOT / 'mixseg/tables', 'mixseg.tables')
+    assert deps['published'] == deps['setups'] == deps['rows'] == set() and deps['__init__'] == set()
+    assert 'plots' not in deps['render'] and not deps['results'] & {'render', 'plots'}
+    _no_circle(deps)
+
+
+def _no_circle(deps: dict) -> None:
+    def reach(mod, seen=()):
+        for d in deps.get(mod, ()):
+            assert d not in seen + (mod,), f'import circle: {" -> ".join(seen + (mod, d))}'
+            reach(d, seen + (mod,))
+    for mod in deps:
+        if mod != '__init__':
+            reach(mod)

@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from mixseg.engine import load_tool, write_results
-from mixseg.tables import (PAPER_SETUPS, TABLE_C, TABLE_D, TABLES, build_table, check_setup, collect,
-                           missing_cells, paper_setup, plot, render, render_tables, write_top1_result)
+from mixseg.tables.plots import plot
+from mixseg.tables.published import TABLE_C, TABLE_D, TABLES
+from mixseg.tables.render import build_table, missing_cells, render, render_tables
+from mixseg.tables.results import collect, write_top1_result
+from mixseg.tables.setups import PAPER_SETUPS, check_setup, paper_setup
 
 from test_tables import paper_like
 

@@ -193,7 +193,9 @@ def tiny_imagenet_classifier(tmp_path_factory):
 def test_tool_writes_results_that_fill_table_e(tmp_path, tiny_imagenet_classifier):
     import json
 
-    from mixseg.tables import TABLE_E, build_table, collect, render
+    from mixseg.tables.published import TABLE_E
+    from mixseg.tables.render import build_table, render
+    from mixseg.tables.results import collect
     from tools.robustness import main
     wnids = imagenet_wnids()
     a = _folder(tmp_path / 'imagenet-a', {wnids[6]: 2, wnids[11]: 1})
@@ -265,7 +267,9 @@ def test_demo_table_e_end_to_end(tmp_path):
     """tools/reproduce.py E --demo on tiny data, one epoch: every benchmark writes its results, Table E fills,
     its curves are drawn."""
     from mixseg.engine import load_tool
-    from mixseg.tables import TABLE_E, collect, missing_cells
+    from mixseg.tables.published import TABLE_E
+    from mixseg.tables.render import missing_cells
+    from mixseg.tables.results import collect
     rp = load_tool('reproduce')
     argv = ['E', '--demo', '--methods', 'baseline', 'transmix', '--work-root', str(tmp_path / 'w'), '--data-root',
             str(tmp_path / 'd'), '--demo-schedule', 'data_size=tiny', 'pretrain_epochs=1']

@@ -179,16 +179,16 @@ def doc_table(md_text: str, heading: str) -> list[list[str]]:
 
 
 def test_published_numbers_match_the_tables_module():
-    """docs/paper_facts.md#published-numbers and mixseg.tables hold the same numbers, row by row."""
-    from mixseg.tables import TABLES
+    """docs/paper_facts.md#published-numbers and mixseg.tables.published hold the same numbers, row by row."""
+    from mixseg.tables.published import TABLES
     text = (ROOT / 'docs/paper_facts.md').read_text(encoding='utf-8')
     for name in 'ABC':
         table = TABLES[name]
         n = len(table.label_headers)
         doc = {tuple(r[:n]): tuple(float(c) for c in r[n:]) for r in doc_table(text, f'### Table {name}')}
         code = {r.label: r.published for r in table.rows if not r.extra}
-        assert doc == code, f'table {name}: docs/paper_facts.md and mixseg/tables.py differ'
+        assert doc == code, f'table {name}: docs/paper_facts.md and mixseg/tables/published.py differ'
     methods = ('baseline', 'transmix', 'mixpro', 'tokenmix')
     doc = {(r[0], m): float(v) for r in doc_table(text, '### Table D') for m, v in zip(methods, r[1:]) if v != '—'}
     code = {(dict(r.key)['model'], dict(r.key)['method']): r.published[0] for r in TABLES['D'].rows if not r.extra}
-    assert doc == code, 'table D: docs/paper_facts.md and mixseg/tables.py differ'
+    assert doc == code, 'table D: docs/paper_facts.md and mixseg/tables/published.py differ'

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 import mixseg.reproduce as lib
-from mixseg.tables import TABLE_D, TABLES, collect, missing_cells, write_top1_result
+from mixseg.tables.published import TABLE_D, TABLES
+from mixseg.tables.render import missing_cells
+from mixseg.tables.results import collect, write_top1_result
 from test_reproduce import dry_run
 
 ROOT = Path(__file__).resolve().parents[1]

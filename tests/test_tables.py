@@ -6,8 +6,10 @@ import sys
 import pytest
 
 from mixseg.engine import write_results
-from mixseg.tables import (TABLE_A, TABLE_B, TABLE_C, TABLES, build_table, collect, missing_cells, paper_setup,
-                           render, render_tables)
+from mixseg.tables.published import TABLE_A, TABLE_B, TABLE_C, TABLES
+from mixseg.tables.render import build_table, missing_cells, render, render_tables
+from mixseg.tables.results import collect
+from mixseg.tables.setups import paper_setup
 
 
 def test_published_numbers_match_papers():

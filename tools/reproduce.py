@@ -8,7 +8,7 @@
     python tools/reproduce.py A --status                   # their states; the tables once results exist
     python tools/reproduce.py A --demo --methods baseline --submit --partition cpu   # the chain on CPU jobs
 
-Tables (mixseg.tables.TABLES; the reference rows are quoted, not run):
+Tables (mixseg.tables.published.TABLES; the reference rows are quoted, not run):
   A  Pascal Context 59, DeiT-S, linear and Segmenter mask decoders × baseline / TransMix / MixPro, mIoU, +MS
   B  COCO, Mask R-CNN 1x + FPN, PVT-S × baseline / TransMix / MixPro, box and mask AP
   C  ADE20K, Segmenter mask decoder (the TokenMix paper's setting), DeiT-T/S/B × baseline / TokenMix, mIoU/mAcc, +MS
@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from mixseg.reproduce import DEMO_SCHEDULE, METHODS, parse_demo_schedule, reproduce  # noqa: E402
 from mixseg.reproduce.slurm import CPUS_PER_CPU_TASK, CPUS_PER_GPU  # noqa: E402
-from mixseg.tables import TABLES  # noqa: E402
+from mixseg.tables.published import TABLES  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -4,7 +4,7 @@
         [--out FILE] [--note "toy-scale demo"] [--include-nonstandard]
 
 Each cell: published / ours / difference; "not run" where no result was found. Runs are found through the
-``results/*.json`` files that tools/test.py writes (see mixseg/tables.py). A result whose row the paper's table
+``results/*.json`` files that tools/test.py writes (see mixseg/tables/results.py). A result whose row the paper's table
 has not is an extra row without published numbers (and listed: "not in any table"). A result trained or tested
 on other data or another schedule than the paper's (the setup recorded with it) is left out with a note, or with
 --include-nonstandard shown marked *; demo runs (generated data) show marked †, results of unknown setup (files
@@ -18,7 +18,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mixcore.atomic_write import atomic_write_text  # noqa: E402
-from mixseg.tables import TABLES, curves_path, missing_cells, plot, render_tables  # noqa: E402
+from mixseg.tables.plots import curves_path, plot  # noqa: E402
+from mixseg.tables.published import TABLES  # noqa: E402
+from mixseg.tables.render import missing_cells, render_tables  # noqa: E402
 
 
 def main(argv=None):

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mixseg.tables import TABLE_D, TABLES
+from mixseg.tables.published import METHOD_TITLES, TABLE_D, TABLES
 
-from .steps import (ROOT, STALE, Step, _launch, _load_config, _read_stamp, _share_fn, _slug, _stamp_argv,
-                    final_checkpoint, final_checkpoint_name, rel)
+from .steps import (ROOT, STALE, Step, config_with_options, final_checkpoint, final_checkpoint_name, launch_command,
+                    read_stamp, rel, row_slug, share_fn, stamp_argv)
 
-METHODS = ('baseline', 'transmix', 'mixpro', 'tokenmix')
+#: the pretraining methods a table run knows (``--methods``): those of the tables (the one list of their names)
+METHODS = tuple(METHOD_TITLES)
 DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
 
 
@@ -200,195 +201,206 @@ def parse_demo_schedule(items) -> dict:
 # The plan: a list of steps with their outputs and dependencies.
 
 
-def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
-              backbones=None, data_root=None, demo_schedule=None, amp=None, figures=False,
-              tensorboard=False) -> list[Step]:
-    """Every step the tables need, in running order, with what is done already and what still is needed.
+class Planner:
+    """Builds the steps of a table run in running order, one method per kind of step; a step several rows
+    need is made once: a pretraining per (model, method), a transfer per (task, pretraining), a test per
+    (transfer, tag). :func:`make_plan` drives it row by row."""
 
-    ``gpus``: GPUs per run (default: each config's paper setting); a training whose total batch then differs
-    from the one its lr was tuned for (the config's ``auto_scale_lr.base_batch_size``, else the paper's GPUs ×
-    the config's per-GPU batch) gets ``--auto-scale-lr`` (never with ``demo``). ``amp``: None (fp32), ''
-    (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training. ``figures`` (demo): also the
-    figure steps of every pretrained demo model (:mod:`.figures`); ``tensorboard``: every training writes
-    TensorBoard curves too (``tensorboard=True``, not part of the stamps)."""
-    work_root = Path(work_root).resolve()
-    data_root = Path(data_root or ROOT / 'data/demo').resolve()
-    backbones = backbones or {}
-    sched = dict(DEMO_SCHEDULE, **(demo_schedule or {}))
-    inproc = demo and launcher == 'none'
-    amp_argv = [] if amp is None else ['--amp'] + ([amp] if amp else [])
-    steps: list[Step] = []
+    def __init__(self, *, demo, work_root, launcher, gpus, partition, backbones, data_root, demo_schedule, amp,
+                 tensorboard):
+        self.demo, self.launcher, self.gpus, self.partition = demo, launcher, gpus, partition
+        self.work_root = Path(work_root).resolve()
+        self.data_root = Path(data_root or ROOT / 'data/demo').resolve()
+        self.backbones = backbones or {}
+        self.sched = dict(DEMO_SCHEDULE, **(demo_schedule or {}))
+        self.inproc = demo and launcher == 'none'
+        self.amp_argv = [] if amp is None else ['--amp'] + ([amp] if amp else [])
+        self.tensorboard = tensorboard
+        self.steps: list[Step] = []
+        self.data_step: Optional[int] = None   # demo: the step that generates the data
+        self.pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+        self.pretrain_final: dict = {}   # (model, method) -> its final training checkpoint
+        self.label_maps: Optional[tuple] = None   # (step index, folder) of the demo label maps
+        self.train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final ckpt)
+        self.test_steps: dict = {}       # (train key, tag) -> step index
 
-    def add(step: Step) -> int:
-        steps.append(step)
-        return len(steps) - 1
+    # -- shared pieces ------------------------------------------------------------------------------------
 
-    def exp(name):   # unique experiment (logger, visualizer) names for runs inside one process
-        return ([f'experiment_name={name}', f'visualizer.name={name}'] if inproc else []) + \
-            (['tensorboard=True'] if tensorboard else [])
+    def add(self, step: Step) -> int:
+        self.steps.append(step)
+        return len(self.steps) - 1
 
-    def stamped(stamp: Path, argv: list, deps: list) -> dict:
+    def exp(self, name: str) -> list:
+        """Unique experiment (logger, visualizer) names for runs inside one process; the TensorBoard switch."""
+        return ([f'experiment_name={name}', f'visualizer.name={name}'] if self.inproc else []) + \
+            (['tensorboard=True'] if self.tensorboard else [])
+
+    def stamped(self, stamp: Path, argv: list, deps: list) -> dict:
         """The stamp fields of a step: what its stamp must hold (its arguments and those of the steps it needs)
         and whether its work dir holds the results of other arguments (its stamp, or a needed step, is stale)."""
-        key = dict(argv=_stamp_argv(argv), after=[steps[d].key for d in deps if steps[d].key is not None])
-        stale = any(steps[d].stale for d in deps) or _read_stamp(stamp) not in (None, key)
+        key = dict(argv=stamp_argv(argv), after=[self.steps[d].key for d in deps if self.steps[d].key is not None])
+        stale = any(self.steps[d].stale for d in deps) or read_stamp(stamp) not in (None, key)
         return dict(stamp=stamp, key=key, stale=stale)
 
-    def n_gpus(paper: int) -> int:
-        return 1 if launcher == 'none' else gpus or paper
+    def n_gpus(self, paper: int) -> int:
+        return 1 if self.launcher == 'none' else self.gpus or paper
 
-    def train_flags(cfg, n: int, paper: int) -> tuple[list, list]:
+    def train_flags(self, cfg, n: int, paper: int) -> tuple[list, list]:
         """(tools/train.py flags, --cfg-options) of a real (not demo) training run on ``n`` GPUs: AMP, and
         the lr rescaled when the total batch differs from the one the config's lr belongs to."""
-        if demo:
-            return amp_argv, []
+        if self.demo:
+            return self.amp_argv, []
         per_gpu = cfg.train_dataloader.get('batch_size') or 1
         asl = cfg.get('auto_scale_lr') or {}
         base = asl.get('base_batch_size') or paper * per_gpu
         if n * per_gpu == base:
-            return amp_argv, []
-        return amp_argv + ['--auto-scale-lr'], ([] if asl.get('base_batch_size') else
-                                                [f'auto_scale_lr.base_batch_size={base}'])
+            return self.amp_argv, []
+        return self.amp_argv + ['--auto-scale-lr'], ([] if asl.get('base_batch_size') else
+                                                     [f'auto_scale_lr.base_batch_size={base}'])
 
-    rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
-            and (not methods or dict(r.key)['method'] in methods)]
-    if not rows:
-        raise SystemExit('error: no table row to run (check --methods)')
+    def given(self, pmodel: str, method: str):
+        """The backbone file given with ``--backbone`` for (model, method), else for the method; or None."""
+        return self.backbones.get(f'{pmodel}_{method}') or self.backbones.get(method)
 
-    data_step = None
-    if demo:
+    def pretrain_source(self, model: str, method: str, explain: bool = False) -> tuple:
+        """(pretraining name, config or None, why it is missing) of a Table D/E row: the demo model's config,
+        or ``configs/pretrain/<model>_<method>_*``; ``explain``: say why a model has no config."""
+        if self.demo:
+            dm = DEMO_MODELS[model]
+            return dm.name, dm.pretrain.format(method), ''
+        pconfig, pattern = pretrain_config(model, method)
+        missing = f'missing config: no {pattern}'
+        if explain:
+            missing += f' ({NO_CONFIG[model]})' if model in NO_CONFIG else ' (not written yet)'
+        return model, pconfig, missing
+
+    # -- the steps ----------------------------------------------------------------------------------------
+
+    def demo_data(self, rows: list) -> None:
+        """Demo: the step that generates the datasets the rows read (ImageNet always; Table E: A, R, O)."""
         datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows if t not in ('D', 'E')})
         datasets += ['robustness'] if any(t == 'E' for t, _ in rows) else []   # Table E: generated A, R, O
         from mixseg.demo_data import DATASET_DIRS, MARKER
+        data_root, size = self.data_root, self.sched['data_size']
 
         def make_data(datasets=tuple(datasets)):
             from mixseg.demo_data import make_demo_data
-            make_demo_data(data_root, seed=0, size=sched['data_size'], only=','.join(datasets), log=print)
-        data_step = add(Step('data', 'data', f'demo data ({", ".join(datasets)}) in {rel(data_root)}',
-                             [data_root / DATASET_DIRS[d] / MARKER for d in datasets], func=make_data,
-                             command=['python', 'tools/make_demo_data.py', '--out', rel(data_root), '--size',
-                                      sched['data_size'], '--only', ','.join(datasets)]))
+            make_demo_data(data_root, seed=0, size=size, only=','.join(datasets), log=print)
+        self.data_step = self.add(Step('data', 'data', f'demo data ({", ".join(datasets)}) in {rel(data_root)}',
+                                       [data_root / DATASET_DIRS[d] / MARKER for d in datasets], func=make_data,
+                                       command=['python', 'tools/make_demo_data.py', '--out', rel(data_root),
+                                                '--size', size, '--only', ','.join(datasets)]))
 
-    pretrain_steps: dict = {}   # (model, method) -> (step index or None, backbone path)
+    def maps_for(self, pmodel: str, method: str) -> Optional[tuple]:
+        """The label maps a demo TokenMix pretraining reads, made first with the demo baseline as teacher (the
+        paper's label source); None for other pretrainings and for a given backbone file."""
+        if self.demo and method == 'tokenmix' and self.given(pmodel, method) is None:
+            return self.label_maps_step()
+        return None
 
-    def label_maps_step():
+    def label_maps_step(self) -> tuple:
         """Demo: label maps of the demo ImageNet training images, the demo baseline ViT as teacher (its final
         training checkpoint, head included), made once; (step index, folder)."""
-        if 'maps' in label_maps:
-            return label_maps['maps']
+        if self.label_maps is not None:
+            return self.label_maps
         teacher_cfg = DEMO_VIT.pretrain.format('baseline')
-        t_idx, _ = pretraining(DEMO_VIT.name, 'baseline', teacher_cfg, '', None)
-        ckpt = pretrain_final.get((DEMO_VIT.name, 'baseline'))
-        out = work_root / 'label_maps' / f'{DEMO_VIT.name}_baseline'
+        t_idx, _ = self.pretraining(DEMO_VIT.name, 'baseline', teacher_cfg, '', None)
+        ckpt = self.pretrain_final.get((DEMO_VIT.name, 'baseline'))
+        out = self.work_root / 'label_maps' / f'{DEMO_VIT.name}_baseline'
         if t_idx is None or ckpt is None:
             raise SystemExit('error: the demo TokenMix pretraining makes its label maps with the demo baseline '
                              'ViT as teacher; a given baseline backbone file has no classifier head to do it')
         from mixseg.demo_data import DATA_ROOTS
-        argv = [rel(data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
+        argv = [rel(self.data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
                 '--checkpoint', rel(ckpt), '--workers', '0', '--no-progress', '--device', 'cpu']
-        deps = [d for d in (data_step, t_idx) if d is not None]
-        st = stamped(out / 'maps.argv.json', argv, deps)
+        deps = [d for d in (self.data_step, t_idx) if d is not None]
+        st = self.stamped(out / 'maps.argv.json', argv, deps)
         if st['stale']:  # a retrained teacher: its maps replace the old ones (make_label_maps refuses to mix them)
             argv.append('--overwrite')
-        i = add(Step('maps', f'label-maps_{DEMO_VIT.name}_baseline', f'label maps ({DEMO_VIT.name} baseline as '
-                     f'teacher)', [out / 'report.json'], deps=deps, script='make_label_maps', argv=argv,
-                     command=['python', 'tools/make_label_maps.py', *argv], **st))
-        label_maps['maps'] = (i, out)
-        return label_maps['maps']
-    pretrain_final: dict = {}   # (model, method) -> its final training checkpoint
-    label_maps: dict = {}       # 'maps' -> (step index, folder) of the demo label maps
-    train_steps: dict = {}      # (task, model, method) -> (step index, work dir, config, task, final checkpoint)
-    test_steps: dict = {}       # (train key, tag) -> step index
+        i = self.add(Step('maps', f'label-maps_{DEMO_VIT.name}_baseline', f'label maps ({DEMO_VIT.name} baseline '
+                          f'as teacher)', [out / 'report.json'], deps=deps, script='make_label_maps', argv=argv,
+                          command=['python', 'tools/make_label_maps.py', *argv], **st))
+        self.label_maps = (i, out)
+        return self.label_maps
 
-    def pretraining(pmodel: str, method: str, pconfig: Optional[str], missing: str, label: Optional[str],
+    def pretraining(self, pmodel: str, method: str, pconfig: Optional[str], missing: str, label: Optional[str],
                     maps: Optional[tuple] = None) -> tuple:
         """(step index or None for a given file, backbone file) of the pretraining (pmodel, method), shared
         by every row that needs it; ``pconfig`` None: no config (``missing`` says why), reported, not run;
         ``maps``: (label-map step, folder) a TokenMix pretraining reads; ``label`` None: needed by no row."""
         pkey = (pmodel, method)
-        if pkey not in pretrain_steps:
-            given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
-            wd = work_root / 'pretrain' / f'{pmodel}_{method}'
+        if pkey not in self.pretrain_steps:
+            given = self.given(pmodel, method)
+            wd = self.work_root / 'pretrain' / f'{pmodel}_{method}'
             backbone = wd / 'backbone.safetensors'
             if given is not None:
-                pretrain_steps[pkey] = (None, given)
+                self.pretrain_steps[pkey] = (None, given)
             elif pconfig is None:
-                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
-                             blocked=missing))
-                pretrain_steps[pkey] = (i, backbone)
+                i = self.add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}',
+                                  [backbone], blocked=missing))
+                self.pretrain_steps[pkey] = (i, backbone)
             else:
-                opts = (_demo_pretrain_options(sched) if demo else []) + exp(f'pretrain_{pmodel}_{method}')
-                if maps is not None:
-                    opts.append(f'train_dataloader.dataset.label_map_root={rel(maps[1])}')
-                paper = paper_gpus(pconfig, PRETRAIN_GPUS)
-                n = n_gpus(paper)
-                cfg = _load_config(pconfig, opts)
-                flags, extra = train_flags(cfg, n, paper)
-                opts += extra
-                argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, 'imagenet') if demo else []) \
-                    + flags + (['--cfg-options', *opts] if opts else [])
-                deps = [d for d in (data_step, maps[0] if maps else None) if d is not None]
-                st = stamped(wd / 'pretrain.argv.json', argv, deps)
-                # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
-                resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
-                argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
-                cmd, env = _launch('train', argv, launcher, n, partition, f'pretrain-{pmodel}-{method}', wd)
-                i = add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
-                             deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
-                             batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
-                pretrain_steps[pkey] = (i, backbone)
-                pretrain_final[pkey] = wd / final_checkpoint_name(cfg)
-        p_idx, backbone = pretrain_steps[pkey]
+                self.pretrain_steps[pkey] = (self.pretrain_step(pmodel, method, pconfig, wd, maps), backbone)
+        p_idx, backbone = self.pretrain_steps[pkey]
         if p_idx is not None and label is not None:
-            steps[p_idx].rows.append(label)
+            self.steps[p_idx].rows.append(label)
         return p_idx, backbone
 
-    def robustness(key: dict, method: str, label: str) -> None:
+    def pretrain_step(self, pmodel: str, method: str, pconfig: str, wd: Path, maps: Optional[tuple]) -> int:
+        """The training step of a pretraining config into ``wd``; its index."""
+        opts = (_demo_pretrain_options(self.sched) if self.demo else []) + self.exp(f'pretrain_{pmodel}_{method}')
+        if maps is not None:
+            opts.append(f'train_dataloader.dataset.label_map_root={rel(maps[1])}')
+        paper = paper_gpus(pconfig, PRETRAIN_GPUS)
+        n = self.n_gpus(paper)
+        cfg = config_with_options(pconfig, opts)
+        flags, extra = self.train_flags(cfg, n, paper)
+        opts += extra
+        argv = [pconfig, '--work-dir', rel(wd)] + (_demo_data_root(self.data_root, 'imagenet') if self.demo else []) \
+            + flags + (['--cfg-options', *opts] if opts else [])
+        deps = [d for d in (self.data_step, maps[0] if maps else None) if d is not None]
+        st = self.stamped(wd / 'pretrain.argv.json', argv, deps)
+        # a killed run (checkpoints, no backbone file yet) continues from its latest checkpoint
+        backbone = wd / 'backbone.safetensors'
+        resume = not st['stale'] and (wd / 'last_checkpoint').is_file() and not backbone.is_file()
+        argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
+        cmd, env = launch_command('train', argv, self.launcher, n, self.partition, f'pretrain-{pmodel}-{method}', wd)
+        self.pretrain_final[(pmodel, method)] = wd / final_checkpoint_name(cfg)
+        return self.add(Step('pretrain', f'pretrain_{pmodel}_{method}', f'pretrain {pmodel} {method}', [backbone],
+                             deps=deps, script='train', argv=argv, command=cmd, env=env, gpus=n,
+                             batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
+
+    def robustness(self, key: dict, label: str) -> None:
+        """Table E: the benchmarks on the pretraining's final classifier checkpoint."""
         from .robustness import data_dirs, robustness_steps
-        if demo:
-            dm = DEMO_MODELS[key['model']]
-            pmodel, pconfig, missing = dm.name, dm.pretrain.format(method), ''
-        else:
-            pmodel = key['model']
-            pconfig, pattern = pretrain_config(pmodel, method)
-            missing = f'missing config: no {pattern}'
-        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
-        maps = label_maps_step() if demo and method == 'tokenmix' and given is None else None   # as in (1) below
-        p_idx, _ = pretraining(pmodel, method, pconfig, missing, label, maps)
-        ckpt = pretrain_final.get((pmodel, method))
+        method = key['method']
+        pmodel, pconfig, missing = self.pretrain_source(key['model'], method)
+        p_idx, _ = self.pretraining(pmodel, method, pconfig, missing, label, self.maps_for(pmodel, method))
+        ckpt = self.pretrain_final.get((pmodel, method))
         blocked = '' if ckpt else ('a given backbone file has no classifier head: Table E needs the pretraining\'s '
                                    'training checkpoint' if p_idx is None else missing)
-        deps = [d for d in (p_idx, data_step) if d is not None]
-        for s in robustness_steps(key['model'], pmodel, method, label, ckpt, deps, work_root,
-                                  data_dirs(demo, data_root), demo, stamped, blocked):
-            add(s)
+        deps = [d for d in (p_idx, self.data_step) if d is not None]
+        for s in robustness_steps(key['model'], pmodel, method, label, ckpt, deps, self.work_root,
+                                  data_dirs(self.demo, self.data_root), self.demo, self.stamped, blocked):
+            self.add(s)
 
-    for table, row in rows:
-        key = dict(row.key)
+    def top1(self, table: str, key: dict, label: str) -> None:
+        """Table D: the pretraining, then its top-1 (the backbone file's metadata) into the row's results."""
         method = key['method']
-        task = task_of(table, key)
-        label = f'{table}: {" / ".join(row.label)}'
-        if table == 'E':   # robustness: the benchmarks on the pretraining's final classifier checkpoint
-            robustness(key, method, label)
-            continue
-        if table == 'D':   # ImageNet top-1: the pretraining, then its top-1 into the row's results
-            if demo:
-                dm = DEMO_MODELS[key['model']]
-                pmodel, pconfig, missing = dm.name, dm.pretrain.format(method), ''
-            else:
-                pmodel = key['model']
-                pconfig, pattern = pretrain_config(pmodel, method)
-                missing = f'missing config: no {pattern}' + (f' ({NO_CONFIG[pmodel]})' if pmodel in NO_CONFIG else
-                                                             ' (not written yet)')
-            p_idx, backbone = pretraining(pmodel, method, pconfig, missing, label)
-            dest = work_root / 'imagenet-1k' / _slug(table, (key['model'], method)) / 'results' / 'ss.json'
-            cmd = ['top-1', 'of', rel(backbone), 'into', rel(dest)]   # (what it amounts to)
-            add(Step('top1', f'top1_{key["model"]}_{method}', f'top-1 {label}', [dest],
-                     deps=[p_idx] if p_idx is not None else [], rows=[label], command=cmd,
-                     func=_top1_fn(backbone, dest, dict(table=table, **key)),
-                     **stamped(dest.parent.parent / 'top1.argv.json', cmd, [p_idx] if p_idx is not None else [])))
-            continue
-        if demo:
+        pmodel, pconfig, missing = self.pretrain_source(key['model'], method, explain=True)
+        p_idx, backbone = self.pretraining(pmodel, method, pconfig, missing, label)
+        dest = self.work_root / 'imagenet-1k' / row_slug(table, (key['model'], method)) / 'results' / 'ss.json'
+        cmd = ['top-1', 'of', rel(backbone), 'into', rel(dest)]   # (what it amounts to)
+        self.add(Step('top1', f'top1_{key["model"]}_{method}', f'top-1 {label}', [dest],
+                      deps=[p_idx] if p_idx is not None else [], rows=[label], command=cmd,
+                      func=_top1_fn(backbone, dest, dict(table=table, **key)),
+                      **self.stamped(dest.parent.parent / 'top1.argv.json', cmd, [p_idx] if p_idx is not None else [])))
+
+    def transfer(self, table: str, row, label: str) -> None:
+        """Tables A-C: (1) the pretraining, (2) the transfer training, (3) the tests of a row."""
+        key = dict(row.key)
+        method, task = key['method'], task_of(table, key)
+        if self.demo:
             dm = DEMO_MODELS[key['model']]
             pmodel, pconfig, tconfig = dm.name, dm.pretrain.format(method), demo_config(DEMO_TRANSFER[task.name])
         else:
@@ -397,83 +409,92 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         for c in (pconfig, tconfig):
             if not (ROOT / c).is_file():
                 raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
-
         # (1) pretraining, shared by every row that needs this (model, method); a demo TokenMix pretraining
         # first makes its label maps with the demo baseline as teacher (the paper's label source)
-        given = backbones.get(f'{pmodel}_{method}') or backbones.get(method)
-        maps = label_maps_step() if demo and method == 'tokenmix' and given is None else None
-        p_idx, backbone = pretraining(pmodel, method, pconfig, '', label, maps)
-
+        p_idx, backbone = self.pretraining(pmodel, method, pconfig, '', label, self.maps_for(pmodel, method))
         # (2) transfer training, one per (task, pretrained backbone)
         tkey = (task.name, pmodel, method)
-        if tkey not in train_steps:
-            wd = work_root / task.name / f'{pmodel}_{method}'
-            opts = [f'model.backbone.checkpoint={rel(backbone)}']
-            if demo:
-                opts += _demo_schedule_options(task, sched)
-            opts += exp(f'{task.name}_{pmodel}_{method}')
-            cfg = _load_config(tconfig, opts)
-            n = n_gpus(task.gpus)
-            flags, extra = train_flags(cfg, n, task.gpus)
-            opts += extra
-            ckpt_name = final_checkpoint_name(cfg)
-            argv = [tconfig, '--work-dir', rel(wd)] + (_demo_data_root(data_root, task.dataset) if demo else []) \
-                + flags + ['--cfg-options', *opts]
-            deps = [d for d in (p_idx, data_step) if d is not None]
-            st = stamped(wd / 'train.argv.json', argv, deps)
-            done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
-            resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
-            argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
-            cmd, env = _launch('train', argv, launcher, n, partition, f'{task.name}-{pmodel}-{method}', wd)
-            i = add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
-                         [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
-                         gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
-            train_steps[tkey] = (i, wd, tconfig, task, done or wd / ckpt_name)
-        t_idx, wd, tconfig, task, ckpt = train_steps[tkey]
-        steps[t_idx].rows.append(label)
-
+        if tkey not in self.train_steps:
+            self.train_steps[tkey] = self.transfer_training(task, pmodel, method, tconfig, p_idx, backbone)
+        self.steps[self.train_steps[tkey][0]].rows.append(label)
         # (3) tests: single scale, and multi-scale + flip for tables with "+MS" columns
+        self.tests(table, row, label, tkey)
+
+    def transfer_training(self, task: Task, pmodel: str, method: str, tconfig: str, p_idx: Optional[int],
+                          backbone) -> tuple:
+        """The transfer training of a pretraining on a task: (step index, work dir, config, task, final ckpt)."""
+        wd = self.work_root / task.name / f'{pmodel}_{method}'
+        opts = [f'model.backbone.checkpoint={rel(backbone)}']
+        if self.demo:
+            opts += _demo_schedule_options(task, self.sched)
+        opts += self.exp(f'{task.name}_{pmodel}_{method}')
+        cfg = config_with_options(tconfig, opts)
+        n = self.n_gpus(task.gpus)
+        flags, extra = self.train_flags(cfg, n, task.gpus)
+        opts += extra
+        ckpt_name = final_checkpoint_name(cfg)
+        argv = [tconfig, '--work-dir', rel(wd)] + (_demo_data_root(self.data_root, task.dataset) if self.demo else
+                                                   []) + flags + ['--cfg-options', *opts]
+        deps = [d for d in (p_idx, self.data_step) if d is not None]
+        st = self.stamped(wd / 'train.argv.json', argv, deps)
+        done = None if st['stale'] else final_checkpoint(wd, ckpt_name)
+        resume = done is None and not st['stale'] and (wd / 'last_checkpoint').is_file()
+        argv[3:3] = ['--resume'] if resume else (['--overwrite-work-dir'] if st['stale'] else [])
+        cmd, env = launch_command('train', argv, self.launcher, n, self.partition, f'{task.name}-{pmodel}-{method}', wd)
+        i = self.add(Step('train', f'train_{task.name}_{pmodel}_{method}', f'train {task.name} {pmodel} {method}',
+                          [done or wd / ckpt_name], deps=deps, script='train', argv=argv, command=cmd, env=env,
+                          gpus=n, batch=cfg.train_dataloader.get('batch_size'), resume=resume, **st))
+        return i, wd, tconfig, task, done or wd / ckpt_name
+
+    def tests(self, table: str, row, label: str, tkey: tuple) -> None:
+        """The row's tests on its transfer's final checkpoint, one per results tag of its table; a row sharing
+        a transfer with an earlier row (demo: Table C's DeiT-T/S/B) gets that row's results under its own
+        ``table_row``."""
+        t_idx, wd, tconfig, task, ckpt = self.train_steps[tkey]
+        _, pmodel, method = tkey
         tags = sorted({c.tag for c in TABLES[table].columns}, key=['ss', 'ms'].index)
         order = ['model', 'method', 'decoder']
         row_opts = [f'table_row.table={table}'] + [
             f'table_row.{k}={v}' for k, v in sorted(row.key, key=lambda kv: (order + [kv[0]]).index(kv[0]))]
         for tag in tags:
             results = wd / 'results' / f'{tag}.json'
-            if (tkey, tag) not in test_steps:
-                opts = row_opts + exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
+            if (tkey, tag) not in self.test_steps:
+                opts = row_opts + self.exp(f'test_{tag}_{task.name}_{pmodel}_{method}')
                 argv = [tconfig, rel(ckpt), '--work-dir', rel(wd)] + (['--tta'] if tag == 'ms' else []) \
-                    + (_demo_data_root(data_root, task.dataset) if demo else []) + ['--cfg-options', *opts]
-                n = n_gpus(task.gpus)
-                cmd, env = _launch('test', argv, launcher, n, partition, f'test-{tag}-{task.name}-{pmodel}-{method}',
-                                   wd)
-                i = add(Step('test', f'test_{tag}_{task.name}_{pmodel}_{method}',
-                             f'test {tag} {task.name} {pmodel} {method}', [results], deps=[t_idx], script='test',
-                             argv=argv, command=cmd, env=env, gpus=n, rows=[label],
-                             **stamped(wd / f'test-{tag}.argv.json', argv, [t_idx])))
-                test_steps[(tkey, tag)] = i
-            else:
-                # a row sharing a run (demo: Table C's DeiT-T/S/B): the run's results, under this row's table_row
-                src = test_steps[(tkey, tag)]
-                dest = wd / 'rows' / _slug(table, row.label) / 'results' / f'{tag}.json'
-                table_row = dict(table=table, **key)
-                cmd = ['cp', rel(results), rel(dest)]   # (what it amounts to; table_row rewritten)
-                add(Step('share', f'share_{tag}_{_slug(table, row.label)}', f'share {tag} → {label}', [dest],
-                         deps=[src], func=_share_fn(results, dest, table_row), rows=[label], command=cmd,
-                         **stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
+                    + (_demo_data_root(self.data_root, task.dataset) if self.demo else []) + ['--cfg-options', *opts]
+                n = self.n_gpus(task.gpus)
+                cmd, env = launch_command('test', argv, self.launcher, n, self.partition,
+                                   f'test-{tag}-{task.name}-{pmodel}-{method}', wd)
+                self.test_steps[(tkey, tag)] = self.add(Step(
+                    'test', f'test_{tag}_{task.name}_{pmodel}_{method}', f'test {tag} {task.name} {pmodel} {method}',
+                    [results], deps=[t_idx], script='test', argv=argv, command=cmd, env=env, gpus=n, rows=[label],
+                    **self.stamped(wd / f'test-{tag}.argv.json', argv, [t_idx])))
+                continue
+            # a row sharing a run: the run's results, under this row's table_row
+            src = self.test_steps[(tkey, tag)]
+            dest = wd / 'rows' / row_slug(table, row.label) / 'results' / f'{tag}.json'
+            cmd = ['cp', rel(results), rel(dest)]   # (what it amounts to; table_row rewritten)
+            self.add(Step('share', f'share_{tag}_{row_slug(table, row.label)}', f'share {tag} → {label}', [dest],
+                          deps=[src], func=share_fn(results, dest, dict(table=table, **dict(row.key))), rows=[label],
+                          command=cmd, **self.stamped(dest.parent.parent / f'share-{tag}.argv.json', cmd, [src])))
 
-    if demo and figures:   # the papers' figures of every pretrained demo model
+    def figures(self) -> None:
+        """Demo: the papers' figures of every pretrained demo model."""
         from mixseg.demo_data import DATA_ROOTS
 
         from .figures import figure_steps
         pretrains: dict = {}
-        for (pmodel, method), (i, backbone) in pretrain_steps.items():
-            pretrains.setdefault(pmodel, {})[method] = (i, backbone, pretrain_final.get((pmodel, method)))
-        for s in figure_steps(pretrains, work_root, data_root / DATA_ROOTS['imagenet'] / 'val', stamped,
-                              [data_step]):
-            add(s)
+        for (pmodel, method), (i, backbone) in self.pretrain_steps.items():
+            pretrains.setdefault(pmodel, {})[method] = (i, backbone, self.pretrain_final.get((pmodel, method)))
+        for s in figure_steps(pretrains, self.work_root, self.data_root / DATA_ROOTS['imagenet'] / 'val',
+                              self.stamped, [self.data_step]):
+            self.add(s)
 
-    # done: outputs exist, of the current arguments; needed: not done and (a final step, or something
-    # downstream needs it)
+
+def mark_needed(steps: list[Step]) -> None:
+    """done: outputs exist, of the current arguments; needed: not done and (a final step, or something
+    downstream needs it); a given backbone file must exist when a transfer (or a top-1 reading) that needs it
+    runs."""
     dependents = {i: [] for i in range(len(steps))}
     for i, s in enumerate(steps):
         s.done = not s.stale and all(Path(o).is_file() for o in s.outputs)
@@ -485,17 +506,50 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
         s.needed = not s.done and (leaf or any(steps[j].needed for j in dependents[i]))
         s.reason = 'done' if s.done else ('not needed: later steps are done' if not s.needed else
                                           s.blocked or (STALE if s.stale else ''))
-    for s in steps:   # a given backbone file must exist when a transfer (or a top-1 reading) that needs it runs
+    for s in steps:
         if s.kind in ('train', 'top1') and s.needed:
             b = next(a.split('=', 1)[1] for a in s.argv if a.startswith('model.backbone.checkpoint=')) \
                 if s.kind == 'train' else s.command[2]
             if not any(steps[d].kind == 'pretrain' for d in s.deps) and not (ROOT / b).is_file():
                 s.reason = f'missing backbone file {b}'
-    return steps
+
+
+def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
+              backbones=None, data_root=None, demo_schedule=None, amp=None, figures=False,
+              tensorboard=False) -> list[Step]:
+    """Every step the tables need, in running order, with what is done already and what still is needed.
+
+    ``gpus``: GPUs per run (default: each config's paper setting); a training whose total batch then differs
+    from the one its lr was tuned for (the config's ``auto_scale_lr.base_batch_size``, else the paper's GPUs ×
+    the config's per-GPU batch) gets ``--auto-scale-lr`` (never with ``demo``). ``amp``: None (fp32), ''
+    (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training. ``figures`` (demo): also the
+    figure steps of every pretrained demo model (:mod:`.figures`); ``tensorboard``: every training writes
+    TensorBoard curves too (``tensorboard=True``, not part of the stamps)."""
+    plan = Planner(demo=demo, work_root=work_root, launcher=launcher, gpus=gpus, partition=partition,
+                   backbones=backbones, data_root=data_root, demo_schedule=demo_schedule, amp=amp,
+                   tensorboard=tensorboard)
+    rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
+            and (not methods or dict(r.key)['method'] in methods)]
+    if not rows:
+        raise SystemExit('error: no table row to run (check --methods)')
+    if demo:
+        plan.demo_data(rows)
+    for table, row in rows:
+        label = f'{table}: {" / ".join(row.label)}'
+        if table == 'E':   # robustness: the benchmarks on the pretraining's final classifier checkpoint
+            plan.robustness(dict(row.key), label)
+        elif table == 'D':   # ImageNet top-1: the pretraining, then its top-1 into the row's results
+            plan.top1(table, dict(row.key), label)
+        else:
+            plan.transfer(table, row, label)
+    if demo and figures:   # the papers' figures of every pretrained demo model
+        plan.figures()
+    mark_needed(plan.steps)
+    return plan.steps
 
 
 def _top1_fn(backbone: Path, dest: Path, table_row: dict):
     def top1():
-        from mixseg.tables import write_top1_result
+        from mixseg.tables.results import write_top1_result
         write_top1_result(backbone, dest, table_row)
     return top1

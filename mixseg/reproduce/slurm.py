@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .steps import ROOT, Step, _start_over, rel
+from .execute import run_inprocess
+from .steps import ROOT, Step, begin, describe, rel
 
 ACTIVE = ('PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED',
           'RESIZING', 'SUSPENDED', 'STAGE_OUT', 'SIGNALING')
@@ -248,15 +249,9 @@ def _answer(error: str) -> str:
 
 def _run_instant(s: Step, work_root: Path, out, head: str) -> bool:
     """An instant step (a shared row's results, Table D's top-1) done in the driver; False: it failed."""
-    from mixcore.atomic_write import atomic_write_text
-
-    from .runner import _run_inprocess
-    if s.stale:
-        _start_over(s)
-    if s.stamp is not None:
-        atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
+    begin(s)
     try:
-        _run_inprocess(None, [], s.func, work_root / 'logs' / f'{s.name}.log', s.shell())
+        run_inprocess(None, [], s.func, work_root / 'logs' / f'{s.name}.log', s.shell())
     except RuntimeError as e:
         out(f'{head}  FAILED: {e}')
         return False
@@ -272,123 +267,147 @@ def submit_plan(steps: list[Step], work_root: Path, *, dry_run: bool = False, st
     run the instant steps whose inputs exist. Returns (the steps that failed or cannot run, the steps whose
     job's state is unknown). A job whose state is unknown is never resubmitted (nor what waits for it); when
     squeue fails, nothing is submitted or cancelled and the job records stay as they are."""
-    from mixcore.atomic_write import atomic_write_text
-
-    from .runner import describe
-
     work_root = Path(work_root)
-    slurm_dir = work_root / 'slurm'
-    records_path = slurm_dir / 'jobs.json'
     script_of = dict(work_root=work_root, partition=partition, gpus_per_node=gpus_per_node,
                      cpus_per_task=cpus_per_task, sbatch_args=sbatch_args, python=python)
     job_script(Step('check', 'check', 'check', []), **script_of)   # refuses bad values before anything is done
-    records = {} if dry_run else _load_records(records_path)
-    jobs = {s.name: records[s.name] for s in steps if s.name in records and s.needed}
-    states, errors = query(r['job'] for r in jobs.values()) if jobs and not dry_run else ({}, {})
-    frozen = errors.get('squeue')   # states unknown: nothing is submitted or cancelled
-    n = len(steps)
-    job_of: dict = {}        # step index -> job id it waits for (active or just submitted)
-    bad: set = set()         # step indices that failed or cannot run
-    unknown: set = set()     # step indices whose job's state is unknown (and those waiting for them)
-    resubmitted: set = set()
-    submitted = 0
+    sub = Submission(steps, work_root, script_of, dry_run=dry_run, status=status, out=out)
+    for i in range(len(steps)):
+        sub.visit(i)
+    _summary(out, dry_run=dry_run, status=status, frozen=sub.frozen, errors=sub.errors, counts=(
+        len(sub.job_of), sub.submitted, len(sub.bad), len(sub.unknown)), slurm_dir=sub.slurm_dir,
+        records_path=sub.records_path)
+    return [steps[i] for i in sorted(sub.bad)], [steps[i] for i in sorted(sub.unknown)]
 
-    def state_of(i: int) -> tuple[str, str, str]:
+
+class Submission:
+    """One call of the submit mode (:func:`submit_plan`): the job records of earlier calls, the states of their
+    jobs, and per step, in plan order, what becomes of it: done, skipped, done in the driver (instant steps),
+    kept (an active job), submitted or resubmitted (cancelling a queued job that can never start), or reported
+    (failed, cannot run, state unknown)."""
+
+    def __init__(self, steps: list[Step], work_root: Path, script_of: dict, *, dry_run: bool, status: bool, out):
+        self.steps, self.work_root, self.script_of = steps, work_root, script_of
+        self.dry_run, self.status, self.out = dry_run, status, out
+        self.slurm_dir = work_root / 'slurm'
+        self.records_path = self.slurm_dir / 'jobs.json'
+        self.records = {} if dry_run else _load_records(self.records_path)
+        self.jobs = {s.name: self.records[s.name] for s in steps if s.name in self.records and s.needed}
+        self.states, self.errors = query(r['job'] for r in self.jobs.values()) if self.jobs and not dry_run \
+            else ({}, {})
+        self.frozen = self.errors.get('squeue')   # states unknown: nothing is submitted or cancelled
+        self.unit = 'CPU task' if script_of['gpus_per_node'] == 0 else 'GPU'
+        self.job_of: dict = {}        # step index -> job id it waits for (active or just submitted)
+        self.bad: set = set()         # step indices that failed or cannot run
+        self.unknown: set = set()     # step indices whose job's state is unknown (and those waiting for them)
+        self.resubmitted: set = set()
+        self.submitted = 0
+
+    def state_of(self, i: int) -> tuple[str, str, str]:
         """(kind of state, text, job id): 'done' | 'skip' | 'new' | 'active' | 'failed' | 'unknown'."""
-        s = steps[i]
+        s = self.steps[i]
         if s.done:
             return 'done', 'done', ''
         if not s.needed:
             return 'skip', f'skip ({s.reason})', ''
-        if s.name not in jobs:
+        if s.name not in self.jobs:
             return 'new', 'not submitted', ''
-        return _recorded_state(s, jobs[s.name], states, errors, work_root)
+        return _recorded_state(s, self.jobs[s.name], self.states, self.errors, self.work_root)
 
-    def cancel(job: str) -> None:
-        if not status and not frozen:
+    def cancel(self, job: str) -> None:
+        if not self.status and not self.frozen:
             _run(['scancel', job], 'scancel')
 
-    for i, s in enumerate(steps):
-        head = describe(s, i + 1, n, 'CPU task' if gpus_per_node == 0 else 'GPU')
-        kind, text, job = state_of(i)
+    def visit(self, i: int) -> None:
+        """What becomes of step ``i`` (the steps it needs were visited before it)."""
+        s = self.steps[i]
+        head = describe(s, i + 1, len(self.steps), self.unit)
+        kind, text, job = self.state_of(i)
         if kind in ('done', 'skip'):
-            out(f'{head}  {text}')
-            continue
-        if s.blocked:
-            out(f'{head}  not run: {s.blocked}')
-            bad.add(i)
-            continue
-        if s.func is not None:   # an instant step: done here once what it needs is done
-            waiting = [steps[d].name for d in s.deps if not steps[d].done]
-            if waiting or dry_run:
-                out(f'{head}  ' + (f'waits for {", ".join(waiting)}: done by a later call' if waiting else
-                                   'done by the driver once its inputs exist') + f'\n    = {s.shell()}')
-                if any(d in bad for d in s.deps):
-                    bad.add(i)
-            elif not _run_instant(s, work_root, out, head):
-                bad.add(i)
-            continue
-        if kind == 'unknown':
-            out(f'{head}  {text}; not resubmitted while its state is unknown')
-            unknown.add(i)
-            continue
-        # a job step: keep an active job unless what it waits for was resubmitted
-        deps_failed = [steps[d].name for d in s.deps if d in bad]
+            self.out(f'{head}  {text}')
+        elif s.blocked:
+            self.out(f'{head}  not run: {s.blocked}')
+            self.bad.add(i)
+        elif s.func is not None:   # an instant step: done here once what it needs is done
+            self.instant(i, head)
+        elif kind == 'unknown':
+            self.out(f'{head}  {text}; not resubmitted while its state is unknown')
+            self.unknown.add(i)
+        else:
+            self.job_step(i, head, kind, text, job)
+
+    def instant(self, i: int, head: str) -> None:
+        s = self.steps[i]
+        waiting = [self.steps[d].name for d in s.deps if not self.steps[d].done]
+        if waiting or self.dry_run:
+            self.out(f'{head}  ' + (f'waits for {", ".join(waiting)}: done by a later call' if waiting else
+                                    'done by the driver once its inputs exist') + f'\n    = {s.shell()}')
+            if any(d in self.bad for d in s.deps):
+                self.bad.add(i)
+        elif not _run_instant(s, self.work_root, self.out, head):
+            self.bad.add(i)
+
+    def job_step(self, i: int, head: str, kind: str, text: str, job: str) -> None:
+        """A step that runs as a job: keep an active job unless what it waits for was resubmitted."""
+        s = self.steps[i]
+        deps_failed = [self.steps[d].name for d in s.deps if d in self.bad]
         if deps_failed:
-            out(f'{head}  not submitted: needs {", ".join(deps_failed)}')
-            if kind == 'active' and not dry_run:
-                cancel(job)
-            bad.add(i)
-            continue
-        held = [steps[d].name for d in s.deps if d in unknown]
+            self.out(f'{head}  not submitted: needs {", ".join(deps_failed)}')
+            if kind == 'active' and not self.dry_run:
+                self.cancel(job)
+            self.bad.add(i)
+            return
+        held = [self.steps[d].name for d in s.deps if d in self.unknown]
         if held and kind != 'active':   # (an active job keeps waiting for its dependency)
-            out(f'{head}  {text}; not submitted: waits for {", ".join(held)} (state unknown)')
-            unknown.add(i)
-            continue
-        after = [job_of[d] for d in s.deps if d in job_of]
-        stuck = kind == 'active' and ('DependencyNeverSatisfied' in text or any(d in resubmitted for d in s.deps))
+            self.out(f'{head}  {text}; not submitted: waits for {", ".join(held)} (state unknown)')
+            self.unknown.add(i)
+            return
+        after = [self.job_of[d] for d in s.deps if d in self.job_of]
+        stuck = kind == 'active' and ('DependencyNeverSatisfied' in text or
+                                      any(d in self.resubmitted for d in s.deps))
         if kind == 'active' and not stuck:
-            job_of[i] = job
-            out(f'{head}  {text}')
-            continue
-        if status or frozen:
-            out(f'{head}  {text}' + ('  (waits on a failed job: resubmitted by the next call without --status)'
-                                     if stuck else '') + ('  (not submitted: squeue failed)' if frozen else ''))
+            self.job_of[i] = job
+            self.out(f'{head}  {text}')
+            return
+        if self.status or self.frozen:
+            self.out(f'{head}  {text}'
+                     + ('  (waits on a failed job: resubmitted by the next call without --status)' if stuck else '')
+                     + ('  (not submitted: squeue failed)' if self.frozen else ''))
             if kind == 'failed' or stuck:
-                bad.add(i)
-            continue
-        script = job_script(s, **script_of)
-        path = slurm_dir / f'{s.name}.sh'
-        dep = ['--dependency=afterok:' + ':'.join(after)] if after else []
-        if dry_run:
-            shown = ['--dependency=afterok:' + ':'.join(f'<job of {steps[d].name}>' for d in s.deps if d in job_of)] \
-                if after else []
-            out(f'{head}\n    $ sbatch --parsable {" ".join(shown + [rel(path)])}')
-            out('\n'.join('    | ' + line for line in script.splitlines()))
-            job_of[i] = f'<{s.name}>'
-            continue
-        if job and states.get(job, ('', ''))[0] in ACTIVE:   # queued behind a failed job, or other options
-            cancel(job)
-        if s.stale:
-            _start_over(s)
-        if s.stamp is not None:
-            atomic_write_text(s.stamp, json.dumps(s.key, indent=1) + '\n')
+                self.bad.add(i)
+            return
+        self.submit(i, head, kind, text, job, after)
+
+    def submit(self, i: int, head: str, kind: str, text: str, job: str, after: list) -> None:
+        """Write the step's batch script and submit it after the jobs it needs (dry run: print both)."""
+        from mixcore.atomic_write import atomic_write_text
+        s = self.steps[i]
+        script = job_script(s, **self.script_of)
+        path = self.slurm_dir / f'{s.name}.sh'
+        if self.dry_run:
+            shown = ['--dependency=afterok:' + ':'.join(f'<job of {self.steps[d].name}>' for d in s.deps
+                                                        if d in self.job_of)] if after else []
+            self.out(f'{head}\n    $ sbatch --parsable {" ".join(shown + [rel(path)])}')
+            self.out('\n'.join('    | ' + line for line in script.splitlines()))
+            self.job_of[i] = f'<{s.name}>'
+            return
+        if job and self.states.get(job, ('', ''))[0] in ACTIVE:   # queued behind a failed job, or other options
+            self.cancel(job)
+        begin(s)
         atomic_write_text(path, script)
-        (work_root / 'logs').mkdir(parents=True, exist_ok=True)
+        (self.work_root / 'logs').mkdir(parents=True, exist_ok=True)
+        dep = ['--dependency=afterok:' + ':'.join(after)] if after else []
         new = _run(['sbatch', '--parsable', *dep, str(path)], f'sbatch {rel(path)}').strip().split(';')[0]
         if not new.isdigit():
             raise SlurmError(f'sbatch {rel(path)}: unexpected answer {new!r} (expected a job id)')
-        job_of[i] = new
-        resubmitted.add(i)
-        submitted += 1
-        records[s.name] = dict(job=new, key=s.key, after=after, script=str(path),
-                               submitted=time.strftime('%Y-%m-%d %H:%M:%S'))
-        atomic_write_text(records_path, json.dumps(records, indent=1) + '\n')   # after each job: nothing lost
-        out(f'{head}  submitted job {new}' + (f' (after {", ".join(after)})' if after else '')
-            + (f'; was {text}' if kind != 'new' else ''))
-    _summary(out, dry_run=dry_run, status=status, frozen=frozen, errors=errors, counts=(
-        len(job_of), submitted, len(bad), len(unknown)), slurm_dir=slurm_dir, records_path=records_path)
-    return [steps[i] for i in sorted(bad)], [steps[i] for i in sorted(unknown)]
+        self.job_of[i] = new
+        self.resubmitted.add(i)
+        self.submitted += 1
+        self.records[s.name] = dict(job=new, key=s.key, after=after, script=str(path),
+                                    submitted=time.strftime('%Y-%m-%d %H:%M:%S'))
+        atomic_write_text(self.records_path, json.dumps(self.records, indent=1) + '\n')   # after each job
+        self.out(f'{head}  submitted job {new}' + (f' (after {", ".join(after)})' if after else '')
+                 + (f'; was {text}' if kind != 'new' else ''))
 
 
 def _summary(out, *, dry_run, status, frozen, errors, counts, slurm_dir, records_path) -> None:

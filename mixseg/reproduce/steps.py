@@ -52,7 +52,19 @@ def rel(p) -> str:
         return str(p)
 
 
-def _load_config(config: str, options: list[str]):
+def describe(step: Step, i: int, n: int, unit: str = 'GPU') -> str:
+    """The head of a step's progress line: ``[i/n] title`` and, for a launched training or test, its GPUs (or
+    CPU tasks) × per-GPU batch."""
+    head = f'[{i:>{len(str(n))}}/{n}] {step.title}'
+    if step.script and step.command[0] != 'python':
+        head += f'  ({step.gpus} {unit}{"s" if step.gpus > 1 else ""}'
+        head += f' × {step.batch} = {step.gpus * step.batch})' if step.batch else ')'
+    return head
+
+
+def config_with_options(config: str, options: list[str]):
+    """A config of the repository with ``--cfg-options`` applied, read without its custom imports (the planner
+    reads its schedule and batch)."""
     from mmengine.config import Config, DictAction
     cfg = Config.fromfile(str(ROOT / config), import_custom_modules=False)
     if options:
@@ -99,7 +111,7 @@ def parse_backbones(items) -> dict:
     return out
 
 
-def _stamp_argv(argv) -> list:
+def stamp_argv(argv) -> list:
     """The arguments that decide what a step computes: its argv without ``--resume``, without the
     experiment names of in-process runs (``--subprocess`` does not change results) and without the TensorBoard
     switch (it adds curves, not results)."""
@@ -108,7 +120,7 @@ def _stamp_argv(argv) -> list:
             and not a.startswith(('experiment_name=', 'visualizer.name=', 'tensorboard='))]
 
 
-def _read_stamp(path: Path):
+def read_stamp(path: Path):
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -117,7 +129,7 @@ def _read_stamp(path: Path):
         return {}   # unreadable: matches no arguments
 
 
-def _launch(script: str, argv: list, launcher: str, gpus: int, partition: Optional[str], job: str,
+def launch_command(script: str, argv: list, launcher: str, gpus: int, partition: Optional[str], job: str,
             work_dir: Path) -> tuple[list, dict]:
     """The shell command of ``tools/<script>.py argv`` with a launcher."""
     config, rest = argv[0], argv[1:]
@@ -136,12 +148,14 @@ def _launch(script: str, argv: list, launcher: str, gpus: int, partition: Option
     return ['bash', 'tools/slurm_test.sh', partition, job, config, checkpoint, *rest], {'GPUS': gpus}
 
 
-def _slug(table: str, label: tuple) -> str:
+def row_slug(table: str, label: tuple) -> str:
+    """A table row as a folder name: ``C_deit-s_yes``."""
     s = '_'.join(label).lower().replace(' + ', '-').replace(' ', '-').replace('✓', 'yes').replace('✗', 'no')
     return f'{table}_{s}'
 
 
-def _share_fn(src: Path, dest: Path, table_row: dict):
+def share_fn(src: Path, dest: Path, table_row: dict):
+    """The Python step that copies a shared run's results file to a row of its own (``table_row`` rewritten)."""
     def share():
         from mixcore.atomic_write import atomic_write_text
         record = json.loads(src.read_text())
@@ -172,3 +186,13 @@ def _start_over(step: Step) -> None:
         aside.mkdir()
         for p in old:
             os.replace(p, aside / p.name)
+
+
+def begin(step: Step) -> None:
+    """Before a step runs (or its job is submitted): a stale step starts over (:func:`_start_over`), and its
+    stamp records the arguments it runs with."""
+    if step.stale:
+        _start_over(step)
+    if step.stamp is not None:
+        from mixcore.atomic_write import atomic_write_text
+        atomic_write_text(step.stamp, json.dumps(step.key, indent=1) + '\n')

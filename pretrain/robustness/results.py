@@ -30,7 +30,7 @@ def flat_metrics(record: dict) -> dict:
 def table_row(loaded, model: Optional[str] = None) -> dict:
     """Table E's row of a model: ``model`` (given, else the papers' name of its architecture at its own size,
     else the architecture) and ``method`` (what the checkpoint records; 'baseline' for official weights)."""
-    from mixseg.tables import row_from_backbone
+    from mixseg.tables.rows import row_from_backbone
     derived = row_from_backbone(dict(arch=loaded.arch, model_kwargs=loaded.model_kwargs))
     return dict(table='E', model=model or derived.get('model', loaded.arch), method=loaded.method or 'baseline')
 
