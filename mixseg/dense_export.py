@@ -1,7 +1,7 @@
 """Backbone files from stage-2 checkpoints: a segmentor with ``MixsegViT`` (mmseg) or a detector with
 ``MixsegPVT`` (mmdet), for ``tools/export_backbone.py``.
 
-Only the backbone is rebuilt (from the stored config, checked by :mod:`mixseg.config_guard`, or ``--config``),
+Only the backbone is rebuilt (from the stored config, checked by :mod:`mixcore.stored_config`, or ``--config``),
 with its ``checkpoint`` switched off, and the checkpoint's ``backbone.`` weights are loaded into it strictly
 (:func:`mixcore.weights.load.load_strict`). Its state dict is the backbone file's key layout already (MixsegViT:
 timm's ViT layout without head; MixsegPVT: the original PVT layout without class token and final norm), so
@@ -48,7 +48,7 @@ def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: s
     from mixcore.weights.backbone_file import read_backbone_meta, save_backbone_file
     from mixcore.weights.errors import CheckpointError
     from mixcore.weights.load import load_strict
-    from mixseg.config_guard import no_import_fallback
+    from mixcore.stored_config import no_import_fallback
 
     model_cfg = cfg.get('model') or {}
     backbone_cfg = dict(model_cfg.get('backbone') or {})
@@ -103,3 +103,19 @@ def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: s
         epochs=meta.get('epoch'), top1=None, source_config=source_config, iters=meta.get('iter'),
         ema=bool(is_ema and use_ema), model_kwargs=model_kwargs, task=task, stage=2,
         finetuned_from=str(pretrained) if pretrained else None)
+
+
+def export_any_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
+                          top1: Optional[float] = None):
+    """``tools/export_backbone.py``: the backbone file of a stage-1 checkpoint (:func:`pretrain.export.export_checkpoint`)
+    or of a stage-2 one (:func:`export_dense_checkpoint`), told apart by the config's ``default_scope``."""
+    # a stored config's types are checked against the registries of its scope: register ours there first
+    import mixseg.backbones.pvt  # noqa: F401  (mmdet: MixsegPVT)
+    import mixseg.backbones.vit  # noqa: F401  (mmseg: MixsegViT)
+    import mixseg.datasets  # noqa: F401
+    from pretrain.export import export_checkpoint, read_checkpoint_config
+    ckpt, cfg, source_config = read_checkpoint_config(checkpoint, config)
+    if (cfg.get('default_scope') or 'pretrain') in ('mmseg', 'mmdet'):
+        return export_dense_checkpoint(checkpoint, ckpt, cfg.to_dict(), out, source_config=source_config,
+                                       use_ema=use_ema)
+    return export_checkpoint(checkpoint, out, use_ema=use_ema, top1=top1, loaded=(ckpt, cfg, source_config))

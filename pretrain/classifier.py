@@ -1,7 +1,7 @@
 """MixClassifier: a timm classifier trained with a batch-mixing method (mmengine model).
 
 Training step: ``mixer(images, labels)`` → forward of the mixed batch through the
-:class:`~mixseg.models.class_attention.ClassAttentionProbe` (class attention only when the batch's label needs
+:class:`~pretrain.models.class_attention.ClassAttentionProbe` (class attention only when the batch's label needs
 it) → ``mixed.targets(attn=..., logits=...)`` → soft-target CE (or BCE). Evaluation: top-k predictions for
 :class:`pretrain.metrics.Accuracy`.
 """
@@ -14,8 +14,8 @@ import torch
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
 
-import mixseg.models  # noqa: F401  (registers PVT v1 with timm)
-from mixseg.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
+import pretrain.models  # noqa: F401  (registers PVT v1 with timm)
+from pretrain.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
 
 from . import mixers  # noqa: F401  (the mixers a config names)
 from .registry import MODELS
@@ -214,7 +214,7 @@ class MixClassifier(BaseModel):
 
     def seed_rank_shared(self, seed: int) -> None:
         """Seed the draws that must be the same on every rank (a MixSwitch's member choice); called by
-        ``mixseg.hooks.ResumableRandomnessHook`` before each step with a seed of (run seed, iteration)."""
+        ``mixcore.hooks.ResumableRandomnessHook`` before each step with a seed of (run seed, iteration)."""
         reseed = getattr(self.mixer, 'reseed_choice', None)
         if reseed is not None:
             reseed(seed)

@@ -23,7 +23,7 @@ from timm.data import auto_augment as _timm_auto_augment
 from timm.data import create_transform
 from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
 
-from mixseg.image_io import UnreadableImageError, read_rgb, to_rgb  # noqa: F401  (re-exported: the one reader)
+from mixcore.image_io import UnreadableImageError, read_rgb, to_rgb  # noqa: F401  (re-exported: the one reader)
 
 from .registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 
@@ -63,7 +63,7 @@ class TimmTransform:
     ``uint8=True`` stops before the float conversion (timm's ``use_prefetcher`` tail): the sample is a uint8
     tensor, 4× less to pass from the workers and to copy to the GPU, and normalisation and random erasing run
     on the device in :class:`pretrain.classifier.ClsDataPreprocessor` (what timm's ``PrefetchLoader`` does;
-    ``mixseg.gpu.device_side_input`` switches a config over on CUDA machines).
+    ``mixcore.gpu.device_side_input`` switches a config over on CUDA machines).
     """
 
     def __init__(self, uint8: bool = False, **kwargs):
@@ -169,7 +169,7 @@ class ImageNetFolder(BaseDataset):
             split must have too (when that folder exists), so that labels agree between splits.
 
     The folder scan refuses an empty class folder and warns about sub-folders inside class folders
-    (:func:`scan_class_folders`); images are read by :func:`mixseg.image_io.read_rgb` (EXIF orientation applied,
+    (:func:`scan_class_folders`); images are read by :func:`mixcore.image_io.read_rgb` (EXIF orientation applied,
     16-bit images scaled to 8 bits, decompression bombs refused naming the file).
     """
 
@@ -216,7 +216,7 @@ class ImageNetFolder(BaseDataset):
 
     @staticmethod
     def load_image(path: str) -> Image.Image:
-        """8-bit RGB, EXIF orientation applied, decoded now (:func:`mixseg.image_io.read_rgb`: 16-bit grey scaled,
+        """8-bit RGB, EXIF orientation applied, decoded now (:func:`mixcore.image_io.read_rgb`: 16-bit grey scaled,
         decompression bombs refused); an unreadable file is an :class:`UnreadableImageError` naming it."""
         return read_rgb(path)
 

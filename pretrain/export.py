@@ -18,7 +18,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from mixseg.config_guard import plain_config  # noqa: F401  (moved to mixseg; kept importable here)
+from mixcore.stored_config import plain_config  # noqa: F401  (moved to mixseg; kept importable here)
 
 from .registry import HOOKS
 
@@ -100,7 +100,7 @@ class BackboneExportHook(Hook):
         save_classifier_backbone(path, source, classifier_meta=classifier, method=self.method,
                                  epochs=runner.epoch, top1=self.top1, source_config=cfg_file,
                                  iters=runner.iter, ema=ema_hook is not None,
-                                 setup=runner.message_hub.get_info('mixseg_setup'))  # mixseg.provenance.SETUP_KEY
+                                 setup=runner.message_hub.get_info('mixseg_setup'))  # mixcore.provenance.SETUP_KEY
         self.path = path
         print_log(f'backbone file written: {path} ({"EMA" if ema_hook is not None else "model"} weights, '
                   f'top1={self.top1})', logger='current')
@@ -123,28 +123,21 @@ def save_classifier_backbone(path, classifier, *, classifier_meta=None, method=N
         num_classes=getattr(meta_src, 'num_classes', None), **extra)
 
 
-def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
-                      top1: Optional[float] = None):
-    """Write the backbone file of an mmengine checkpoint: stage 1 (``MixClassifier``), or stage 2 (a segmentor
-    with ``MixsegViT``, a detector with ``MixsegPVT``: :func:`mixseg.dense_export.export_dense_checkpoint`).
+def read_checkpoint_config(checkpoint: str, config: Optional[str] = None):
+    """``(checkpoint contents, config, source_config)`` of an mmengine checkpoint, for exporting its backbone.
 
     The checkpoint is read by :func:`mixcore.weights.read.read_file` (``torch.load(weights_only=True)``, allowing
-    what mmengine stores besides tensors). The model is rebuilt from ``config`` (default: the config text mmengine
-    stored in the checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it
-    names checked by :func:`mixseg.config_guard.check_stored_types`: no dotted import paths, nothing unregistered is
-    built) and the weights are loaded strictly, so a checkpoint of another architecture is refused with the list
-    of missing/unexpected keys. mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw
-    ones under ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
+    what mmengine stores besides tensors). The config is ``config`` or else the config text mmengine stored in the
+    checkpoint's ``meta``, read as data by :func:`plain_config`, never executed, and every ``type`` it names checked
+    by :func:`mixcore.stored_config.check_stored_types` against the registries of its scope (no dotted import paths,
+    nothing unregistered is built: a stage-2 checkpoint needs the stage-2 modules imported, which
+    :func:`mixseg.dense_export.export_any_checkpoint` does).
     """
     from mmengine.config import Config
-    from mmengine.registry import DefaultScope
 
+    from mixcore.stored_config import StoredConfigError, check_stored_types
     from mixcore.weights.errors import CheckpointError
-    from mixcore.weights.load import load_strict
     from mixcore.weights.read import read_file
-    from mixseg.config_guard import StoredConfigError, check_stored_types, no_import_fallback
-
-    from .registry import MODELS
 
     if not osp.isfile(checkpoint):
         raise CheckpointError(f'{checkpoint}: checkpoint not found')
@@ -153,29 +146,45 @@ def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, u
         raise CheckpointError(f'{checkpoint}: not an mmengine checkpoint (no "state_dict")')
     meta = ckpt.get('meta') or {}
     if config is not None:
-        cfg = Config.fromfile(config)
-        source_config = config
-    elif meta.get('cfg'):
-        source = f'{checkpoint} (meta.cfg)'
-        cfg = plain_config(meta['cfg'], source)
-        scope = cfg.get('default_scope') or 'pretrain'
-        backbone_type = ((cfg.get('model') or {}).get('backbone') or {}).get('type')
-        try:
-            check_stored_types(cfg.to_dict(), source, scope if scope in ('pretrain', 'mmseg', 'mmdet') else 'pretrain',
-                               built='model' if scope == 'pretrain' or not backbone_type else 'model.backbone')
-        except StoredConfigError as e:
-            raise CheckpointError(str(e)) from e
-        source_config = f'{checkpoint} (config stored in the checkpoint)'
-    else:
+        return ckpt, Config.fromfile(config), config
+    if not meta.get('cfg'):
         raise CheckpointError(f'{checkpoint}: the checkpoint carries no config; pass --config')
+    source = f'{checkpoint} (meta.cfg)'
+    cfg = plain_config(meta['cfg'], source)
     scope = cfg.get('default_scope') or 'pretrain'
-    if scope in ('mmseg', 'mmdet'):
-        from mixseg.dense_export import export_dense_checkpoint
-        return export_dense_checkpoint(checkpoint, ckpt, cfg.to_dict(), out, source_config=source_config,
-                                       use_ema=use_ema)
+    backbone_type = ((cfg.get('model') or {}).get('backbone') or {}).get('type')
+    try:
+        check_stored_types(cfg.to_dict(), source, scope if scope in ('pretrain', 'mmseg', 'mmdet') else 'pretrain',
+                           built='model' if scope == 'pretrain' or not backbone_type else 'model.backbone')
+    except StoredConfigError as e:
+        raise CheckpointError(str(e)) from e
+    return ckpt, cfg, f'{checkpoint} (config stored in the checkpoint)'
+
+
+def export_checkpoint(checkpoint: str, out: str, config: Optional[str] = None, use_ema: bool = True,
+                      top1: Optional[float] = None, *, loaded=None):
+    """Write the backbone file of a stage-1 (``MixClassifier``) mmengine checkpoint (stage-2 checkpoints:
+    :func:`mixseg.dense_export.export_any_checkpoint`, which ``tools/export_backbone.py`` calls).
+
+    ``loaded``: what :func:`read_checkpoint_config` returned, when the caller has read it already. The weights are
+    loaded strictly, so a checkpoint of another architecture is refused with the list of missing/unexpected keys.
+    mmengine saves the EMA weights as ``state_dict`` when ``EMAHook`` was on (the raw ones under
+    ``ema_state_dict``); ``use_ema=False`` exports the raw ones.
+    """
+    from mmengine.registry import DefaultScope
+
+    from mixcore.stored_config import no_import_fallback
+    from mixcore.weights.errors import CheckpointError
+    from mixcore.weights.load import load_strict
+
+    from .registry import MODELS
+
+    ckpt, cfg, source_config = loaded or read_checkpoint_config(checkpoint, config)
+    meta = ckpt.get('meta') or {}
+    scope = cfg.get('default_scope') or 'pretrain'
     if scope != 'pretrain':
-        raise CheckpointError(f'{checkpoint}: default_scope {scope!r}: tools/export_backbone.py reads stage-1 '
-                              f'(pretrain) and stage-2 (mmseg MixsegViT, mmdet MixsegPVT) checkpoints')
+        raise CheckpointError(f'{checkpoint}: default_scope {scope!r}: not a stage-1 (pretrain) checkpoint; '
+                              f'tools/export_backbone.py also reads stage-2 (mmseg MixsegViT, mmdet MixsegPVT) ones')
     state_dict = dict(ckpt['state_dict'])
     ema_state = ckpt.get('ema_state_dict')
     is_ema = isinstance(ema_state, Mapping) and any(k.startswith('module.') for k in ema_state)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mixseg.models import ClassAttentionProbe
-from mixseg.viz.models import LoadedModel, list_images, normalize, read_image
+from pretrain.models import ClassAttentionProbe
+from pretrain.viz.models import LoadedModel, list_images, normalize, read_image
 
 from .mix import CutMix, MaskMix, Mixup, TokenMix, TransMix
 

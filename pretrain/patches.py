@@ -1,8 +1,8 @@
-"""Stage-1 patches of timm, added to :data:`mixseg.patches.PATCHES` (the one list) on import.
+"""Stage-1 patches of timm, added to :data:`mixcore.patches.PATCHES` (the one list) on import.
 
 Importing this module only extends that list; :func:`install` (or :mod:`pretrain.install_patches`) applies them.
 """
-from mixseg.patches import Patch, install as _install, register
+from mixcore.patches import Patch, install as _install, register
 
 STAGE1_PATCHES = [
     Patch('timm-posterize', "timm's RandAugment posterize keeping 0 bits (magnitude 10 of 'rand-m9-mstd0.5-inc1') "

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# the tests run the library as the tools do: with every patch of mixseg/patches.py (and pretrain's) installed;
+# the tests run the library as the tools do: with every patch of mixcore/patches.py (and pretrain's) installed;
 # tests/test_import_side_effects.py checks in fresh interpreters that importing alone installs nothing
 import pretrain.install_patches  # noqa: E402,F401
 
@@ -22,7 +22,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory) -> Path:
     """Tiny demo data in all four real layouts, generated once per test session."""
-    from mixseg.demo_data import make_demo_data
+    from mixcore.demo_data import make_demo_data
     out = tmp_path_factory.mktemp('demo_data')
     make_demo_data(out, seed=0, size='tiny')
     return out

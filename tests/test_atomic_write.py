@@ -60,7 +60,7 @@ def test_mmengine_checkpoints_are_atomic(tmp_path):
     """tools/train.py routes mmengine's checkpoint writer through atomic_write."""
     import mmengine.runner.runner as mm_runner
 
-    from mixseg.engine import install_atomic_checkpoints
+    from mixcore.runtime import install_atomic_checkpoints
     install_atomic_checkpoints()
     calls = []
     real = torch.save

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mixseg.demo_data import make_demo_data
+from mixcore.demo_data import make_demo_data
 
 
 @pytest.fixture(scope='module')
@@ -62,8 +62,8 @@ def test_segmentation_label_out_of_range_named(data, tmp_path, dataset):
         ann_dir, n, kw = root / 'SegmentationClassContext', 59, dict(
             data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassContext'),
             ann_file='ImageSets/SegmentationContext/train.txt')
-    pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=True),
-                dict(type='CheckSegLabels', num_classes=n)]
+    pipeline = [dict(type='mixseg.CheckedLoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=True),
+                dict(type='mixseg.CheckSegLabels', num_classes=n)]
     ds = DATASETS.build(dict(type=dataset, data_root=str(root), pipeline=pipeline, **kw))
     ds[0]  # a clean sample passes
     first = sorted(ann_dir.glob('*.png'))[0]
@@ -81,7 +81,7 @@ def test_coco_broken_annotation_named(data, tmp_path, case):
     from mmdet.registry import DATASETS
 
     from mixseg.datasets import CheckedCocoDataset  # noqa: F401
-    from mixseg.demo_data import COCO_CLASSES
+    from mixcore.demo_data import COCO_CLASSES
     init_default_scope('mmdet')
     root = tmp_path / 'coco'
     shutil.copytree(data / 'coco', root)

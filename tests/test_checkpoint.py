@@ -11,7 +11,7 @@ from torch import nn
 from mixcore.weights.backbone_file import load_backbone_file, save_backbone_file
 from mixcore.weights.errors import CheckpointError
 from mixcore.weights.load import CheckpointMismatchError, load_strict, resize_pos_embed
-from mixcore.weights.read import read_weights
+from mixcore.weights.state_dict import read_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,7 +228,7 @@ def test_backbone_metadata_is_checked_before_a_model_is_built(case, tmp_path, cr
     """The figure tools built ``timm.create_model(meta['arch'], img_size=meta['img_size'], **meta['model_kwargs'])``:
     ``checkpoint_path`` made timm read the file the metadata names, ``img_size=60000`` allocated 21 GB, a non-string
     ``arch`` crashed with an AttributeError."""
-    from mixseg.viz.models import load_model
+    from pretrain.viz.models import load_model
     other = tmp_path / 'other.pth'
     torch.save({'pos_embed': torch.zeros(1)}, other)
     good = dict(arch='vit_tiny_patch16_224', img_size=32, patch_size=16,
@@ -268,7 +268,7 @@ def test_backbone_metadata_is_checked_before_a_model_is_built(case, tmp_path, cr
 def test_good_backbone_metadata_still_builds_the_model(tmp_path):
     import timm
 
-    from mixseg.viz.models import load_model
+    from pretrain.viz.models import load_model
     kwargs = dict(embed_dim=32, depth=1, num_heads=2)
     net = timm.create_model('vit_tiny_patch16_224', img_size=32, num_classes=0, **kwargs)
     path = save_backbone_file(tmp_path / 'b.safetensors', net.state_dict(), arch='vit_tiny_patch16_224',
@@ -288,7 +288,7 @@ def test_a_backbone_file_of_another_format_is_refused(tmp_path):
 
     from mixseg.backbones.vit import MixsegViT
     from mixcore.weights.backbone_file import read_backbone_meta
-    from mixseg.viz.models import load_model
+    from pretrain.viz.models import load_model
     path = tmp_path / 'foreign.safetensors'
     header = dict(format='other-backbone', format_version=1, arch='vit_tiny_patch16_224', img_size=32,
                   patch_size=16, method='transmix')

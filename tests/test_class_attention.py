@@ -6,7 +6,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from mixseg.models.class_attention import ClassAttentionProbe
+from pretrain.models.class_attention import ClassAttentionProbe
 
 
 def last_attn(model):
@@ -149,9 +149,9 @@ def test_probe_errors():
 
 def test_probe_pvt():
     try:
-        import mixseg.models.pvt  # noqa: F401  (registers pvt_* with timm)
+        import pretrain.models.pvt  # noqa: F401  (registers pvt_* with timm)
     except ImportError as e:
-        pytest.skip(f'mixseg.models.pvt is not importable yet: {e}')
+        pytest.skip(f'pretrain.models.pvt is not importable yet: {e}')
     model = make('pvt_nano', img_size=64)
     probe = ClassAttentionProbe(model)
     assert probe.patch_size == 32 and probe.num_prefix_tokens == 1 and probe.grid_size((64, 96)) == (2, 3)

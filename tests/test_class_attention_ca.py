@@ -11,7 +11,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from mixseg.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
+from pretrain.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 pytest.importorskip('mmdet')
 

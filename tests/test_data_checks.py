@@ -97,7 +97,7 @@ def test_imagenet_16bit_png_is_scaled_not_white(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def seg_data(tmp_path_factory):
-    from mixseg.demo_data import make_demo_data
+    from mixcore.demo_data import make_demo_data
     out = tmp_path_factory.mktemp('seg_checks')
     make_demo_data(out, seed=2, size='tiny', only=['ade20k', 'pascal_context'], log=lambda *a: None)
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mixseg.engine import write_results
+from mixcore.runtime import write_results
 from mixseg.tables.published import TABLES
 from mixseg.tables.render import build_table, missing_cells
 from mixseg.tables.results import collect

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mixseg import demo_data as dd
-from mixseg.demo_data import (ADE20K_LABELS, COCO_CLASSES, DATA_ROOTS, IMAGENET_CLASSES, PASCAL_CONTEXT59_LABELS,
+from mixcore import demo_data as dd
+from mixcore.demo_data import (ADE20K_LABELS, COCO_CLASSES, DATA_ROOTS, IMAGENET_CLASSES, PASCAL_CONTEXT59_LABELS,
                               SHAPE_CLASSES, SHAPE_HUES, SHAPE_TO_SEG_CLASS, SIZES, STUFF_CLASSES, make_demo_data)
 
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')
@@ -131,7 +131,7 @@ def test_cli(tmp_path, capsys):
     assert dd.read_marker(tmp_path, 'imagenet')['seed'] == 5
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0 and 'skip imagenet' in r.stdout
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     cli = load_tool('make_demo_data')
     with pytest.raises(SystemExit) as e:
         cli.main(['--out', str(tmp_path), '--only', 'nope'])

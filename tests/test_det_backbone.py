@@ -11,7 +11,7 @@ timm = pytest.importorskip('timm')
 from mmdet.registry import MODELS  # noqa: E402
 
 import mixseg.backbones.pvt  # noqa: E402,F401  (registers MixsegPVT)
-import mixseg.models  # noqa: E402,F401
+import pretrain.models  # noqa: E402,F401
 from mixseg.backbones.pvt import MixsegPVT  # noqa: E402
 from mixcore.weights.backbone_file import save_backbone_file  # noqa: E402
 from mixcore.weights.load import CheckpointMismatchError

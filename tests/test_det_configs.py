@@ -53,7 +53,7 @@ def test_config_follows_the_official_pvt_recipe(path):
     assert cfg.custom_imports == dict(imports=['mixseg.install_patches', 'mixseg.backbones.pvt', 'mixseg.datasets'],
                                       allow_failed_imports=False)
     assert cfg.train_dataloader.dataset.type == 'CheckedCocoDataset'
-    assert cfg.train_dataloader.dataset.pipeline[0].type == 'CheckedLoadImageFromFile'
+    assert cfg.train_dataloader.dataset.pipeline[0].type == 'mixseg.CheckedLoadImageFromFile'
     # the checkpoint is chosen by the `pretrained` variable
     assert cfg.pretrained == f'checkpoints/pvt-{size}_{method}.safetensors'
     assert cfg.model.backbone.checkpoint == cfg.pretrained
@@ -83,7 +83,7 @@ def test_config_follows_the_official_pvt_recipe(path):
         resize = [t for t in ds.pipeline if t['type'] == 'Resize']
         assert len(resize) == 1 and tuple(resize[0]['scale']) == (1333, 800) and resize[0]['keep_ratio']
     assert _pipeline_types(cfg.train_dataloader.dataset.pipeline) == [
-        'CheckedLoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
+        'mixseg.CheckedLoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'PackDetInputs']
     assert cfg.train_dataloader.dataset.pipeline[1]['with_mask']
     for ev in (cfg.val_evaluator, cfg.test_evaluator):
         assert ev.type == 'CheckedCocoMetric' and ev.metric == ['bbox', 'segm']
@@ -114,13 +114,14 @@ def test_config_builds_model_and_data_objects(path):
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         ds = DATASETS.build(dict(copy.deepcopy(loader.dataset), lazy_init=True))
         assert type(ds).__name__ == 'CheckedCocoDataset'
-        assert [type(t).__name__ for t in ds.pipeline.transforms] == _pipeline_types(loader.dataset.pipeline)
+        assert [type(t).__name__ for t in ds.pipeline.transforms] == \
+            [t.rpartition('.')[2] for t in _pipeline_types(loader.dataset.pipeline)]   # 'mixseg.X': class X
 
 
 def test_demo_config_builds_on_the_demo_data(demo_data):
     from mmdet.registry import DATASETS, MODELS, METRICS
 
-    from mixseg.demo_data import COCO_CLASSES
+    from mixcore.demo_data import COCO_CLASSES
     cfg = _cfg(DEMO_CONFIGS[0])
     assert cfg.classes == COCO_CLASSES and cfg.num_classes == len(COCO_CLASSES)
     assert cfg.data_root == 'data/demo/coco/'

@@ -7,14 +7,14 @@ import pytest
 import timm
 import torch
 
-import mixseg.models  # noqa: F401  (pvt_nano)
+import pretrain.models  # noqa: F401  (pvt_nano)
 from mixcore.weights.backbone_file import save_backbone_file
 from mixcore.weights.errors import CheckpointError
-from mixseg.engine import load_tool
-from mixseg.models import ClassAttentionProbe
-from mixseg.viz.attention import LayerAttention
-from mixseg.viz.models import load_model
-from mixseg.viz.occlusion import drop_masks, occlude
+from _tools import load_tool
+from pretrain.models import ClassAttentionProbe
+from pretrain.viz.attention import LayerAttention
+from pretrain.viz.models import load_model
+from pretrain.viz.occlusion import drop_masks, occlude
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -180,7 +180,7 @@ def test_occlusion_tool_writes_json_and_png(tmp_path, image_dir):
     from PIL import Image
     from timm.data import create_transform
 
-    from mixseg.viz.models import list_images
+    from pretrain.viz.models import list_images
     paths, labels, classes = list_images(image_dir)
     t = create_transform(input_size=32, is_training=False, interpolation='bicubic', crop_pct=0.875)
     x = torch.stack([t(Image.open(p).convert('RGB')) for p in paths])
@@ -285,7 +285,7 @@ def test_tables_plot_deltas_and_legend_outside_the_bars(tmp_path):
 def test_tensorboard_switch(monkeypatch):
     from mmengine.config import Config
 
-    import mixseg.training_curves as tc
+    import mixcore.training_curves as tc
     cfg = Config(dict(tensorboard=False,
                       visualizer=dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])))
     monkeypatch.setattr(tc, 'tensorboard_available', lambda: True)
@@ -337,7 +337,7 @@ def test_demo_plan_has_the_figure_steps(tmp_path):
 
 def test_pkg_resources_warning_is_silenced(repo_root):
     """mmengine resolves the `mmdet::` base of the Mask R-CNN configs with pkg_resources, which setuptools 80 warns
-    about on every import; the patches every tool installs first (mixseg.patches.install) silence exactly that
+    about on every import; the patches every tool installs first (mixcore.patches.install) silence exactly that
     message."""
     import subprocess
     import sys
@@ -351,7 +351,7 @@ def test_pkg_resources_warning_is_silenced(repo_root):
         return r.stderr
     if 'pkg_resources is deprecated' not in run(''):
         pytest.skip('this mmengine/setuptools pair prints no pkg_resources warning')
-    assert 'pkg_resources' not in run('from mixseg.patches import install; install(); ')
+    assert 'pkg_resources' not in run('from mixcore.patches import install; install(); ')
 
 
 def test_occlusion_checks_class_folder_names_against_the_checkpoint(tmp_path, image_dir):
@@ -377,10 +377,10 @@ def test_occlusion_checks_class_folder_names_against_the_checkpoint(tmp_path, im
 
 
 def test_figure_reader_scales_16bit_grey_and_applies_exif(tmp_path):
-    """The figures read images as training does (mixseg.image_io.read_rgb): a 16-bit grey PNG is not white."""
+    """The figures read images as training does (mixcore.image_io.read_rgb): a 16-bit grey PNG is not white."""
     from PIL import Image
 
-    from mixseg.viz.models import read_image
+    from pretrain.viz.models import read_image
     ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)   # 0..65472
     Image.fromarray(ramp).save(tmp_path / 'grey16.png')
     x = read_image(tmp_path / 'grey16.png', 32, crop_pct=1.0)

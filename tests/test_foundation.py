@@ -153,7 +153,7 @@ def test_cpu_distributed_config():
     """On a CPU machine a multi-process launch gets gloo and a DDP wrapper without device_ids."""
     from mmengine.config import Config
 
-    from mixseg.engine import setup_cpu_distributed
+    from mixcore.runtime import setup_cpu_distributed
     cfg = Config(dict(model=dict(type='X')))
     setup_cpu_distributed(cfg, 'none')
     assert 'model_wrapper_cfg' not in cfg
@@ -185,7 +185,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_override_data_root(repo_root):
     from mmengine.config import Config
 
-    from mixseg.engine import override_data_root
+    from mixcore.runtime import override_data_root
     cfg = Config.fromfile(str(repo_root / 'configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py'))
     override_data_root(cfg, '/elsewhere/coco')
     for split in ('train', 'val', 'test'):

@@ -44,13 +44,13 @@ def test_train_help_shows_amp_choices_and_compile():
 
 
 def test_amp_on_cpu_is_refused():
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     with pytest.raises(SystemExit):
         load_tool('train').parse_args([str(RECIPE), '--amp'])
 
 
 def test_resolve_amp(fake_cuda):
-    from mixseg.gpu import resolve_amp
+    from mixcore.gpu import resolve_amp
     assert resolve_amp(None) is None
     assert resolve_amp('auto') == 'bf16' and resolve_amp('bf16') == 'bf16' and resolve_amp('fp16') == 'fp16'
     fake_cuda['bf16'] = False  # e.g. a T4: bf16 only emulated
@@ -60,10 +60,10 @@ def test_resolve_amp(fake_cuda):
 
 
 def test_amp_flag_configures_the_optim_wrapper(fake_cuda):
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     train = load_tool('train')
     cfg = train.build_cfg(train.parse_args([str(RECIPE), '--amp']))
-    assert cfg.optim_wrapper.type == 'BF16OptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'mixcore.BF16OptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
     assert 'loss_scale' not in cfg.optim_wrapper
     cfg = train.build_cfg(train.parse_args([str(RECIPE), '--amp', 'fp16']))
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
@@ -83,9 +83,9 @@ def test_bf16_wrapper_autocasts_without_a_scaler():
     step (no GradScaler), and an fp16 run's optimizer state (with 'loss_scaler') loads."""
     from mmengine.optim import build_optim_wrapper
 
-    from mixseg.gpu import BF16OptimWrapper
+    from mixcore.gpu import BF16OptimWrapper
     model = torch.nn.Linear(4, 2)
-    wrapper = build_optim_wrapper(model, dict(type='BF16OptimWrapper', dtype='bfloat16',
+    wrapper = build_optim_wrapper(model, dict(type='mixcore.BF16OptimWrapper', dtype='bfloat16',
                                               optimizer=dict(type='SGD', lr=0.1)))
     assert isinstance(wrapper, BF16OptimWrapper) and not hasattr(wrapper, 'loss_scaler')
     before = model.weight.detach().clone()
@@ -102,7 +102,7 @@ def test_bf16_wrapper_autocasts_without_a_scaler():
 # --- the defaults of a CUDA run -------------------------------------------------------------------------------
 
 def test_prepare_cuda_run(fake_cuda, monkeypatch):
-    from mixseg.gpu import prepare_cuda_run
+    from mixcore.gpu import prepare_cuda_run
     cfg = _cfg()
     monkeypatch.setenv('SLURM_CPUS_PER_TASK', '5')  # the old slurm default against 10 workers
     changes = prepare_cuda_run(cfg, launcher='slurm')
@@ -120,14 +120,14 @@ def test_prepare_cuda_run(fake_cuda, monkeypatch):
 
 
 def test_prepare_cuda_run_is_a_noop_without_cuda():
-    from mixseg.gpu import prepare_cuda_run
+    from mixcore.gpu import prepare_cuda_run
     cfg = _cfg()
     before = cfg.pretty_text
     assert prepare_cuda_run(cfg) == [] and cfg.pretty_text == before
 
 
 def test_detection_on_cuda_with_cpu_only_mmcv_stops(fake_cuda, monkeypatch, capsys):
-    import mixseg.gpu as gpu
+    import mixcore.gpu as gpu
     det = _cfg(ROOT / 'configs/mask_rcnn/mask-rcnn_pvt-s_fpn_8xb2-1x_coco.py')
     seg = _cfg(ROOT / 'configs/segmenter/segmenter-mask_deit-s_8xb1-160k_ade20k-512x512.py')
     monkeypatch.setattr(gpu, 'mmcv_cuda_ops', lambda: False)
@@ -140,15 +140,15 @@ def test_detection_on_cuda_with_cpu_only_mmcv_stops(fake_cuda, monkeypatch, caps
 
 def test_installed_mmcv_reports_cpu_ops():
     pytest.importorskip('mmcv.ops')
-    from mixseg.gpu import mmcv_cuda_ops
+    from mixcore.gpu import mmcv_cuda_ops
     assert mmcv_cuda_ops() is False  # this machine's wheel: CPU ops
 
 
 # --- determinism, compile ---------------------------------------------------------------------------------------
 
 def test_deterministic_flag_sets_cublas_workspace_and_warn_only(monkeypatch):
-    from mixseg.engine import load_tool
-    from mixseg.gpu import relax_determinism
+    from _tools import load_tool
+    from mixcore.gpu import relax_determinism
     train = load_tool('train')
     monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
     train.parse_args([str(RECIPE)])
@@ -171,7 +171,7 @@ def _tiny_classifier(mixer, img_size=32):
 
 
 def test_compile_in_place_keeps_probe_hooks_and_keys():
-    from mixseg.gpu import compile_model
+    from mixcore.gpu import compile_model
     torch.manual_seed(0)
     model = _tiny_classifier(dict(type='TransMix', alpha=1.0))
     keys = list(model.state_dict())
@@ -264,14 +264,14 @@ def _feed(hook, runner, losses, device='cpu'):
 
 def test_nan_guard_reads_nothing_per_step():
     """Between checks the guard only launches device kernels: on the meta device any host read would raise."""
-    from mixseg.hooks import NaNGuardHook
+    from mixcore.hooks import NaNGuardHook
     hook, runner = NaNGuardHook(interval=1000), _Runner()
     hook.before_train(runner)
     _feed(hook, runner, [1.0, float('nan'), 2.0] * 5, device='meta')
 
 
 def test_nan_guard_fp32_stops_at_the_check_naming_the_first_bad_iteration():
-    from mixseg.hooks import NaNGuardHook
+    from mixcore.hooks import NaNGuardHook
     hook, runner = NaNGuardHook(interval=4), _Runner()
     hook.before_train(runner)
     _feed(hook, runner, [1.0, 1.0, 1.0, 1.0, 1.0])  # checked at iteration 4: fine
@@ -281,7 +281,7 @@ def test_nan_guard_fp32_stops_at_the_check_naming_the_first_bad_iteration():
 
 
 def test_nan_guard_fp16_tolerates_scaler_skips_but_not_divergence():
-    from mixseg.hooks import NaNGuardHook
+    from mixcore.hooks import NaNGuardHook
     nan = float('nan')
     hook, runner = NaNGuardHook(interval=5, max_skips=3), _Runner(scaler=True)
     hook.before_train(runner)
@@ -294,7 +294,7 @@ def test_nan_guard_fp16_tolerates_scaler_skips_but_not_divergence():
 def test_nan_guard_checks_before_a_checkpoint():
     from mmengine.hooks import CheckpointHook
 
-    from mixseg.hooks import NaNGuardHook
+    from mixcore.hooks import NaNGuardHook
     hook, runner = NaNGuardHook(interval=1000), _Runner()
     runner.hooks = [CheckpointHook(interval=3, by_epoch=False)]
     hook.before_train(runner)
@@ -308,7 +308,7 @@ def test_mix_switch_member_is_shared_by_ranks_while_draws_differ():
     """Two simulated ranks (own global seeds, as diff_rank_seed gives them): with the rank-shared stream seeded
     per iteration both draw the same member every step, while λ and boxes stay per rank; without it they
     disagree on many steps (the old behaviour)."""
-    from mixseg.hooks import seed_from
+    from mixcore.hooks import seed_from
     from pretrain.mix import transmix_recipe
     images, labels = torch.randn(4, 3, 32, 32), torch.arange(4)
     ranks = [transmix_recipe(num_classes=10, patch_size=8) for _ in range(2)]
@@ -346,7 +346,7 @@ def test_resumable_randomness_hook_seeds_the_shared_stream_alike_on_all_ranks(mo
 
     import mmengine.dist
 
-    from mixseg.hooks import ResumableRandomnessHook
+    from mixcore.hooks import ResumableRandomnessHook
     seen = {}
     for rank in (0, 1):
         monkeypatch.setattr(mmengine.dist, 'get_rank', lambda r=rank: r)
@@ -363,7 +363,7 @@ def test_resumable_randomness_hook_seeds_the_shared_stream_alike_on_all_ranks(mo
 # --- launchers, install -----------------------------------------------------------------------------------------
 
 def test_mpi_local_rank_and_slurm_port(monkeypatch):
-    from mixseg.gpu import master_port, set_launcher_env
+    from mixcore.gpu import master_port, set_launcher_env
     for var in ('LOCAL_RANK', 'MASTER_PORT', 'SLURM_JOB_ID'):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv('OMPI_COMM_WORLD_LOCAL_RANK', '3')
@@ -446,7 +446,7 @@ MIXERS = [
 def test_training_step_on_meta_reads_nothing_back(mixer):
     """uint8 batch → device normalisation + erasing → mixing → forward (+ class attention) → targets →
     loss → backward → NaN-guard bookkeeping, all on the meta device: any device→host read would raise."""
-    from mixseg.hooks import NaNGuardHook
+    from mixcore.hooks import NaNGuardHook
     torch.manual_seed(0)
     with torch.device('meta'):
         model = _tiny_classifier(mixer, img_size=64)  # 8×8 tokens: room for TokenMix's 14-token blocks

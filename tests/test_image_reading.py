@@ -30,7 +30,7 @@ def test_exif_orientation_is_applied_by_every_reader(tmp_path):
     img = np.asarray(ImageNetFolder.load_image(str(path)))
     assert img.shape == (40, 20, 3) and _is(img[5, 10], RED) and _is(img[35, 10], BLUE)
     # the figures (resize + centre crop of the shown image: red top half, blue bottom half)
-    from mixseg.viz.models import read_image
+    from pretrain.viz.models import read_image
     x = read_image(path, 16, crop_pct=1.0).permute(1, 2, 0).numpy() * 255
     assert _is(x[2, 8], RED) and _is(x[13, 8], BLUE)
     # stage 2: mmcv's loader (OpenCV, and Pillow's backend) shows the same picture
@@ -53,7 +53,7 @@ def bomb(tmp_path, monkeypatch):
 
 
 def test_decompression_bomb_is_named_by_the_stage1_and_figure_readers(bomb, tmp_path):
-    from mixseg.viz.models import read_image
+    from pretrain.viz.models import read_image
     from pretrain.data import ImageNetFolder, UnreadableImageError
     with pytest.raises(UnreadableImageError, match=r'bomb\.png: refused as a possible decompression bomb'):
         ImageNetFolder.load_image(str(bomb))

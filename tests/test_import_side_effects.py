@@ -11,15 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 THIRD_PARTY = ('scipy', 'sympy', 'matplotlib.pyplot', 'torchvision', 'mmseg.models', 'mmseg.datasets',
                'mmdet.models', 'mmdet.datasets', 'pycocotools.coco')
-# mixseg's run-wide hooks/transforms, used under the scopes 'mmseg', 'mmdet' and 'pretrain', are still registered
-# in mmengine's root registries (mixseg has no child registry yet: moving them is left for issue 23's layer work);
-# listed here so that no new root registration goes unnoticed. pretrain registers only into pretrain.registry.
-MIXSEG_ROOT_ENTRIES = {
-    'FUNCTIONS': ['epoch_seeded_worker_init_fn'],
-    'HOOKS': ['CheckpointFitHook', 'MixsegCheckpointHook', 'NaNGuardHook', 'NumClassesCheckHook',
-              'ResumableRandomnessHook', 'RunSetupHook'],
-    'OPTIM_WRAPPERS': ['BF16OptimWrapper'],
-    'TRANSFORMS': ['CheckSegLabels', 'CheckedLoadImageFromFile']}
 INSTALLERS = {'mixseg.install_patches', 'pretrain.install_patches'}
 
 SNAPSHOT = r'''
@@ -46,7 +37,7 @@ def snap():
 
 
 def _modules():
-    for package in ('mixseg', 'pretrain'):
+    for package in ('mixcore', 'pretrain', 'mixseg'):
         for path in sorted((ROOT / package).rglob('*.py')):
             name = '.'.join(path.relative_to(ROOT).with_suffix('').parts).removesuffix('.__init__')
             if name not in INSTALLERS:
@@ -62,7 +53,7 @@ def _run(code):
 
 def test_importing_every_module_changes_nothing_global():
     modules = list(_modules())
-    assert 'mixseg.hooks' in modules and 'pretrain.data' in modules and 'pretrain.schedulers' in modules
+    assert 'mixcore.hooks' in modules and 'pretrain.data' in modules and 'pretrain.schedulers' in modules
     result = _run(f'''
 import importlib
 # third-party libraries add their own warning filters on import (scipy, sympy via mmseg): imported first
@@ -81,13 +72,15 @@ print(json.dumps({{k: [before[k], after[k]] for k in before if before[k] != afte
 ''')
     roots = result.pop('roots')
     assert result == {}, f'importing the packages changed global state: {sorted(result)}'
-    assert roots == MIXSEG_ROOT_ENTRIES, f'registered into mmengine root registries: {roots}'
+    # our hooks, functions, optimizer wrapper and transforms live in the child registries of mixcore.registry,
+    # mixseg.registry and pretrain.registry: nothing of ours in mmengine's root registries
+    assert roots == {}, f'registered into mmengine root registries: {roots}'
 
 
 def test_every_patch_is_documented_and_in_effect_after_install():
     result = _run('''
 import pretrain.patches
-from mixseg import patches
+from mixcore import patches
 before = snap()
 names = patches.install()
 once = snap()
@@ -111,7 +104,7 @@ print(json.dumps(dict(patches=[[p.name, p.fixes, p.upstream, p.apply] for p in p
     assert set(result['changed']) >= {'safe', 'schemes', 'attrs', 'history', 'timm', 'warnings'}
     assert result['same'], 'install() twice changed global state again'
     assert all('_posterize' in o and 'mixseg' not in o for o in result['timm']) and result['timm']
-    assert result['left'] == [] and result['found'] == 'mixseg.workdir'
+    assert result['left'] == [] and result['found'] == 'mixcore.workdir'
     assert len(result['flt']) == 1
 
 

@@ -1,5 +1,5 @@
 """Smoke runs of tools/visualize_mix.py and tools/benchmark_mix.py on tiny settings."""
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 
 def test_visualize_mix_writes_one_png_per_method(tmp_path):

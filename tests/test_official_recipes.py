@@ -348,7 +348,7 @@ def test_auto_scale_lr_scales_the_project_optim_wrapper(flag, tmp_path):
     from mmengine.runner import Runner
 
     from pretrain.schedulers import TimmCosineLR
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     train = load_tool('train')
     build_cfg, parse_args = train.build_cfg, train.parse_args
     name = 'deit-t_transmix-official_8xb32-300e_in1k.py'
@@ -367,7 +367,7 @@ def test_auto_scale_lr_scales_the_project_optim_wrapper(flag, tmp_path):
 
 
 def test_auto_scale_lr_without_base_batch_is_an_error(tmp_path):
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     enable_auto_scale_lr = load_tool('train').enable_auto_scale_lr
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(lr=1.))))
     with pytest.raises(SystemExit, match='no auto_scale_lr.base_batch_size'):
@@ -436,7 +436,7 @@ def test_segmenter_code_options_resolve():
              'model.decode_head.attn_drop_rate=0.1', 'model.decode_head.loss_decode.avg_non_ignore=True',
              'model.test_cfg.stride="(512,512)"', 'model.backbone.interpolate_mode=bilinear']
     assert all(f'`{x}' in text or f' {x}' in text for x in lines)
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     parse_args = load_tool('train').parse_args
     parsed = parse_args([str(SEG_ADE), '--cfg-options', *lines]).cfg_options
     cfg.merge_from_dict(parsed)

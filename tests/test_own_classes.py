@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 pytest.importorskip('mmseg')
 pytestmark = pytest.mark.usefixtures('one_thread')  # see conftest
@@ -139,7 +139,7 @@ def test_shipped_own_classes_config_sets_head_and_dataset_together():
     for split in ('train', 'val', 'test'):
         ds = cfg[f'{split}_dataloader'].dataset
         assert ds.type == 'FolderSegDataset' and tuple(ds.metainfo.classes) == tuple(cfg.classes)
-        checks = [t for t in ds.pipeline if t['type'] == 'CheckSegLabels']
+        checks = [t for t in ds.pipeline if t['type'] == 'mixseg.CheckSegLabels']
         assert checks and all('num_classes' not in t for t in checks)  # follows the dataset
 
 
@@ -150,7 +150,7 @@ def test_num_classes_option_advice_is_itself_accepted():
 
     from mmengine.config import Config
 
-    from mixseg.cfg_checks import check_cfg_options, unread_options
+    from mixcore.cfg_options import check_cfg_options, unread_options
     config = ROOT / 'configs/segmenter/segmenter-linear_deit-s_8xb2-80k_pascal-context-59-480x480.py'
     cfg = Config.fromfile(str(config))
     (msg,) = unread_options(cfg, {'num_classes': 3})

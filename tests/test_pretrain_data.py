@@ -25,7 +25,7 @@ def imagenet_copy(imagenet, tmp_path):
 
 
 def test_folder_dataset_classes_labels_and_samples(imagenet):
-    from mixseg.demo_data import IMAGENET_CLASSES
+    from mixcore.demo_data import IMAGENET_CLASSES
     ds = ImageNetFolder(str(imagenet), 'val', pipeline=EVAL)
     assert ds.metainfo['classes'] == tuple(sorted(IMAGENET_CLASSES)) and ds.num_classes == 10
     files = sorted((imagenet / 'val').glob('*/*.JPEG'))

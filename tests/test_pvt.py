@@ -1,4 +1,4 @@
-"""PVT v1 (mixseg/models/pvt.py): architecture, key layout, timm registration, checkpoint conversion, and
+"""PVT v1 (pretrain/models/pvt.py): architecture, key layout, timm registration, checkpoint conversion, and
 numerical parity with mmdet's own ``PyramidVisionTransformer`` loading our weights through ``pvt_convert``."""
 import math
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 timm = pytest.importorskip('timm')
 
-import mixseg.models  # noqa: E402,F401  (registers pvt_* with timm)
-from mixseg.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn  # noqa: E402
+import pretrain.models  # noqa: E402,F401  (registers pvt_* with timm)
+from pretrain.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn  # noqa: E402
 
 # Published parameter counts (PVT paper, Table 1/2; 1000-class head), in millions.
 PUBLISHED_PARAMS = {'pvt_tiny': 13.2, 'pvt_small': 24.5, 'pvt_medium': 44.2, 'pvt_large': 61.4}
@@ -222,7 +222,7 @@ def test_resize_grid_pos_embed_is_timms_but_keeps_float64():
     """Forward-time resampling: timm's resample_abs_pos_embed (no antialias) in float32/bfloat16/float16;
     timm computes float64 in float32, ours keeps float64 (the float64 parity test with mmdet's PVT)."""
     from timm.layers import resample_abs_pos_embed
-    from mixseg.models.pvt import resize_grid_pos_embed
+    from pretrain.models.pvt import resize_grid_pos_embed
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
         for prefix in (0, 1):
             for mode in ('bilinear', 'bicubic'):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 pytest.importorskip('mmseg')
 
@@ -22,7 +22,8 @@ def _train_error(config, data_root, tmp_path) -> str:
     """What tools/train.py stops with (before building anything): the data check of its --data-root."""
     from mmengine.config import Config
 
-    from mixseg.engine import check_data_roots, override_data_root
+    from mixcore.runtime import override_data_root
+    from mixseg.data_roots import check_data_roots
     cfg = Config.fromfile(str(config))
     override_data_root(cfg, str(data_root))
     with pytest.raises(FileNotFoundError) as e:  # tools/train.py and tools/test.py print these as `error: ...`

@@ -16,7 +16,7 @@ import torch
 from mixcore.weights import download as url_cache
 from mixcore.weights.backbone_file import save_backbone_file
 from mixcore.weights.errors import CheckpointError
-from mixcore.weights.read import read_weights
+from mixcore.weights.state_dict import read_weights
 
 ENV = 'MIXSEG_MAX_DOWNLOAD_MB'  # the download cap, in MiB (documented in the README)
 
@@ -137,7 +137,7 @@ def test_a_published_hash_is_verified(server, tmp_path):
 def test_a_run_records_and_logs_which_file_each_url_was_read_from(server, tmp_path):
     from mmengine.config import Config
 
-    from mixseg.run_guard import record_urls
+    from mixseg.run_preparation import record_urls
     routes, hits, base = server
     routes['/a/model.pth'], routes['/b/model.pth'] = dict(body=_pth(1)), dict(body=_pth(2))
     cfg = Config(dict(load_from=f'{base}/a/model.pth',
@@ -226,7 +226,7 @@ def test_a_cached_file_that_no_longer_matches_its_record_is_downloaded_again(ser
 def test_a_urls_password_is_used_and_shown_nowhere(server, tmp_path, capsys):
     from mmengine.config import Config
 
-    from mixseg.run_guard import record_urls
+    from mixseg.run_preparation import record_urls
     routes, hits, base = server
     secret = 's3cr%2Ft'  # percent-encoded '/' in the password
     routes['/private/model.pth'] = dict(body=_pth(5), auth='alice:s3cr/t')
@@ -264,7 +264,7 @@ def test_a_training_run_from_a_password_url_stores_neither_password_nor_doubt(se
     """tools/train.py with ``load_from`` a URL with ``user:password@``: the weights are read (basic
     authentication), the run's stored config says from which cached file, and no file of the work dir, no
     checkpoint and no log line holds the password."""
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     from test_foundation import TOY_CONFIG, TOY_MODULE
     (tmp_path / 'toy_mm.py').write_text(TOY_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -298,7 +298,7 @@ def test_tools_test_records_the_checkpoint_url_it_reads(server):
     in the config and in ``args.checkpoint`` (which ``results/<tag>.json`` records)."""
     from mmengine.config import Config
 
-    from mixseg.run_guard import prepare_testing
+    from mixseg.run_preparation import prepare_testing
     routes, hits, base = server
     routes['/ckpt/iter_2.pth'] = dict(body=_pth(7), auth='carol:pw0rd')
     url = base.replace('http://', 'http://carol:pw0rd@') + '/ckpt/iter_2.pth'
@@ -316,7 +316,7 @@ def test_the_table_row_follows_a_backbone_file_named_by_url(server, tmp_path):
     copy of a URL backbone, which the run's URL record fetched (it read no metadata from a URL before)."""
     from mmengine.config import Config
 
-    from mixseg.run_guard import record_urls
+    from mixseg.run_preparation import record_urls
     from mixseg.tables.rows import backbone_record
     routes, hits, base = server
     path = save_backbone_file(tmp_path / 'b.safetensors', {'w': torch.zeros(1)}, arch='deit_small_patch16_224',

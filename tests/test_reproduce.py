@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mixseg.reproduce as lib
-from mixseg.engine import load_tool
+from _tools import load_tool
 from mixseg.reproduce import execute, runner, steps as step_lib
 from mixseg.tables.published import TABLES
 
@@ -369,7 +369,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
     affected steps start over (no --resume from the old schedule's checkpoints, which are set aside) while the
     rest stays done; work dirs without stamps (older runs) count as done."""
     import json
-    from mixseg.demo_data import DATASET_DIRS, MARKER
+    from mixcore.demo_data import DATASET_DIRS, MARKER
     root, data = tmp_path / 'w', tmp_path / 'd'
     for d in ('imagenet', 'pascal_context'):
         _touch(data / DATASET_DIRS[d] / MARKER)
@@ -401,7 +401,7 @@ def test_changed_options_rerun_a_step_from_scratch(tmp_path, monkeypatch):
         return ran
 
     steps = plan(seg_iters=4)
-    for s in steps:   # the data roots through --data-root (mixseg.engine.override_data_root), not by hand
+    for s in steps:   # the data roots through --data-root (mixcore.runtime.override_data_root), not by hand
         if s.script:
             assert '--data-root' in s.argv and not any('data_root=' in a or 'ann_file=' in a for a in s.argv)
     assert len(run(steps)) == 7   # pretraining, 2 trainings, 4 tests

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixseg.engine import load_tool, write_results
+from _tools import load_tool
+from mixcore.runtime import write_results
 from mixseg.tables.plots import plot
 from mixseg.tables.published import TABLE_C, TABLE_D, TABLES
 from mixseg.tables.render import build_table, missing_cells, render, render_tables
@@ -198,7 +199,7 @@ def test_table_d_result_carries_the_pretrainings_setup(tmp_path):
 def test_train_and_test_record_the_setup_with_the_result(demo_data, tmp_path):
     """tools/train.py records data, sizes and schedule in the checkpoint; tools/test.py writes them with the
     metrics; the tables see a demo run (generated data)."""
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     cfg = ROOT / 'configs/demo/segmenter-linear_vit-demo_1xb4-200i_ade20k-demo-128x128.py'
     root, work = demo_data / DATA_ROOTS['ade20k'], tmp_path / 'work'
     torch.set_num_threads(1)

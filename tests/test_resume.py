@@ -6,7 +6,7 @@ Stage 1 runs the TransMix ViT demo (epoch-based, two data workers, random augmen
 the middle of epoch 2, so the resumed run restarts from the epoch-1 checkpoint. Stage 2 runs the Segmenter
 demo (iteration-based, augmentation in the main process), killed two iterations after a checkpoint, so the
 resumed run replays the skipped batches. A hook loaded only here kills the process from inside at the chosen
-iteration; without :class:`mixseg.hooks.ResumableRandomnessHook` both comparisons fail (the reseeding test
+iteration; without :class:`mixcore.hooks.ResumableRandomnessHook` both comparisons fail (the reseeding test
 below shows the draws it fixes).
 """
 import os
@@ -111,7 +111,7 @@ def test_pretraining_killed_mid_epoch_resumes_to_identical_weights(demo_data, tm
 
 @pytest.mark.slow
 def test_segmentation_killed_after_a_checkpoint_resumes_to_identical_weights(demo_data, tmp_path):
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     config = 'configs/demo/segmenter-mask_vit-demo_1xb4-200i_ade20k-demo-128x128.py'
     root = demo_data / DATA_ROOTS['ade20k']
     iters = 10
@@ -133,7 +133,7 @@ def test_reseeding_makes_draws_a_function_of_seed_and_step():
 
     import numpy as np
 
-    from mixseg.hooks import reseed
+    from mixcore.hooks import reseed
 
     def draws():
         return random.random(), float(np.random.rand()), torch.rand(3).tolist()
@@ -149,7 +149,7 @@ def test_reseeding_makes_draws_a_function_of_seed_and_step():
 
 
 def _build_cfg(config, *args):
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     train = load_tool('train')
     return train.build_cfg(train.parse_args([str(ROOT / config), *args]))
 
@@ -160,11 +160,11 @@ def test_train_tool_pins_the_sampler_seed_and_stops_persistent_workers_when_dete
     cfg = _build_cfg('configs/demo/pretrain_vit-nano_transmix_demo.py', '--seed', '5')
     assert cfg.randomness.diff_rank_seed and cfg.train_dataloader.sampler.seed == 5
     assert cfg.train_dataloader.persistent_workers  # only deterministic mode changes the workers
-    assert any(h['type'] == 'ResumableRandomnessHook' for h in cfg.custom_hooks)
+    assert any(h['type'] == 'mixcore.ResumableRandomnessHook' for h in cfg.custom_hooks)
 
     cfg = _build_cfg('configs/demo/pretrain_vit-nano_transmix_demo.py', '--deterministic')
     assert cfg.train_dataloader.sampler.seed == 0 and not cfg.train_dataloader.persistent_workers
-    assert cfg.train_dataloader.worker_init_fn == dict(type='epoch_seeded_worker_init_fn')
+    assert cfg.train_dataloader.worker_init_fn == dict(type='mixcore.epoch_seeded_worker_init_fn')
     assert cfg.val_dataloader.persistent_workers  # validation draws nothing random
     assert 'persistent_workers = False' in capsys.readouterr().out
 
@@ -192,8 +192,8 @@ def test_epoch_seeded_workers_draw_anew_each_epoch_and_repeat_after_a_reseed():
     repeat them), the same epoch after a resume draws the same."""
     from mmengine.registry import FUNCTIONS
 
-    from mixseg.hooks import reseed
-    init = FUNCTIONS.get('epoch_seeded_worker_init_fn')
+    from mixcore.hooks import reseed
+    init = FUNCTIONS.get('mixcore.epoch_seeded_worker_init_fn')
     loader = torch.utils.data.DataLoader(_Draws(), batch_size=2, num_workers=2, worker_init_fn=init)
 
     def epoch(e):

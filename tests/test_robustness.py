@@ -115,7 +115,7 @@ class _Fixed(torch.nn.Module):
 
 
 def _loaded(logits, classes=None, source='fake.pth'):
-    from mixseg.viz.models import LoadedModel
+    from pretrain.viz.models import LoadedModel
     meta = {'dataset_meta': {'classes': list(classes)}} if classes is not None else {}
     return LoadedModel(_Fixed(logits).eval(), source, 'vit_tiny_patch16_224', (32, 32), has_head=True,
                        kind='training checkpoint', meta=meta, method='baseline')
@@ -232,7 +232,7 @@ def test_tool_refuses_a_folder_of_other_classes(tmp_path, tiny_imagenet_classifi
 
 # ---------------------------------------------------------------------------------------------- planner and demo
 def test_demo_data_has_robustness_folders_of_demo_classes(tmp_path):
-    from mixseg.demo_data import IMAGENET_CLASSES, ROBUSTNESS_CLASSES, make_demo_data
+    from mixcore.demo_data import IMAGENET_CLASSES, ROBUSTNESS_CLASSES, make_demo_data
     root = make_demo_data(tmp_path, size='tiny', only='robustness', log=None)['robustness']
     for bench in ('imagenet-a', 'imagenet-r', 'imagenet-o'):
         names = folder_classes(root / bench)
@@ -266,7 +266,7 @@ def test_plan_of_table_e(tmp_path):
 def test_demo_table_e_end_to_end(tmp_path):
     """tools/reproduce.py E --demo on tiny data, one epoch: every benchmark writes its results, Table E fills,
     its curves are drawn."""
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     from mixseg.tables.published import TABLE_E
     from mixseg.tables.render import missing_cells
     from mixseg.tables.results import collect

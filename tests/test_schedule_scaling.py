@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 DEIT_T = {
     'transmix-official': 'configs/pretrain/deit-t_transmix-official_8xb32-300e_in1k.py',  # TimmCosineLR per epoch
@@ -26,10 +26,10 @@ def _cfg(repo_root, tmp_path, config, *argv):
 
 def _lrs(cfg, epoch_length, base_lr=1.0, only=None):
     """The lr of every iteration of the run, stepped as mmengine's ParamSchedulerHook does (schedulers built
-    as mmengine's Runner builds them, after :func:`mixseg.schedule.whole_iterations`)."""
+    as mmengine's Runner builds them, after :func:`mixcore.schedule.whole_iterations`)."""
     from pretrain.registry import PARAM_SCHEDULERS  # TimmCosineLR; mmengine's own schedulers through the parent
 
-    from mixseg.schedule import whole_iterations
+    from mixcore.schedule import whole_iterations
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=base_lr)
     scheds = []
@@ -135,7 +135,7 @@ def test_loop_shorter_than_its_schedule_is_an_error_naming_both(repo_root, tmp_p
 
 
 def test_loop_longer_than_the_configs_own_tail_is_an_error(repo_root, tmp_path, capsys):
-    from mixseg.schedule import ScheduleError, check_schedule
+    from mixcore.schedule import ScheduleError, check_schedule
     from mmengine.config import Config
     cfg = Config.fromfile(str(repo_root / DEIT_T['tokenmix-official']))  # cosine to 300, loop 310: the cooldown
     assert check_schedule(cfg, (310, 300), 'x.py') == []
@@ -150,7 +150,7 @@ def test_loop_longer_than_the_configs_own_tail_is_an_error(repo_root, tmp_path, 
 def test_every_shipped_config_passes_the_schedule_check(repo_root):
     from mmengine.config import Config
 
-    from mixseg.schedule import check_schedule, loop_length, schedule_end
+    from mixcore.schedule import check_schedule, loop_length, schedule_end
     for path in sorted((repo_root / 'configs').rglob('*.py')):
         if '_base_' in path.parts:
             continue
@@ -165,7 +165,7 @@ def test_every_shipped_config_passes_the_schedule_check(repo_root):
 def test_empty_epoch_names_images_batch_and_root():
     from torch.utils.data import DataLoader
 
-    from mixseg.schedule import ScheduleError, check_epoch_length
+    from mixcore.schedule import ScheduleError, check_epoch_length
     loader = DataLoader(list(range(3)), batch_size=4, drop_last=True)
     cfg = dict(train_dataloader=dict(dataset=dict(type='ImageNetFolder', data_root='/data/mine')))
     with pytest.raises(ScheduleError, match=r'3 images < batch size 4 \(drop_last\).*dataset root /data/mine.*'

@@ -89,8 +89,8 @@ def _check_model_and_data(cfg, num_classes, crop, embed_dim, test_scale, data_ro
         flat = [t for step in pipeline for t in ([step] if 'transforms' not in step else
                                                  [x for group in step.transforms for x in group])]
         types = [t['type'] for t in flat]
-        assert types.index('CheckSegLabels') == types.index('LoadAnnotations') + 1, (name, types)
-        assert flat[types.index('CheckSegLabels')]['num_classes'] == num_classes
+        assert types.index('mixseg.CheckSegLabels') == types.index('LoadAnnotations') + 1, (name, types)
+        assert flat[types.index('mixseg.CheckSegLabels')]['num_classes'] == num_classes
         assert flat[types.index('LoadAnnotations')]['reduce_zero_label'], name
     tta = Compose(cfg.tta_pipeline)
     assert cfg.tta_model.type == 'SegTTAModel'

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 pytest.importorskip('mmseg')
 
@@ -41,7 +41,7 @@ def backbone_inputs(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize('decoder', sorted(RUNS))
 def test_demo_train_then_test_ss_and_ms(decoder, demo_data, tmp_path, backbone_inputs):
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     config, dataset = RUNS[decoder]
     root = Path(demo_data) / DATA_ROOTS[dataset]
     work = tmp_path / decoder

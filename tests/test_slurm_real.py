@@ -69,7 +69,7 @@ def slurm():
 
 
 def test_submit_demo_table_on_a_real_slurm(slurm, tmp_path, monkeypatch):
-    from mixseg.engine import load_tool
+    from _tools import load_tool
     rp = load_tool('reproduce')
     root, data = tmp_path / 'w', tmp_path / 'd'
     records_path = root / 'slurm/jobs.json'

@@ -57,7 +57,7 @@ def test_export_refuses_scopes_and_imports_outside_the_project(case, trap, tmp_p
 def test_the_project_scopes_and_imports_of_real_configs_pass(repo_root):
     from mmengine.config import Config
 
-    from mixseg.config_guard import check_stored_types
+    from mixcore.stored_config import check_stored_types
     for config, scope in (('configs/demo/pretrain_vit-nano_baseline_demo.py', 'pretrain'),
                           ('configs/demo/segmenter-mask_vit-demo_1xb4-200i_ade20k-demo-128x128.py', 'mmseg')):
         cfg = Config.fromfile(str(repo_root / config)).to_dict()
@@ -71,7 +71,7 @@ def test_while_building_the_registries_import_nothing_outside_the_project(trap):
     config is built."""
     from mmengine.registry import DefaultScope
 
-    from mixseg.config_guard import StoredConfigError, no_import_fallback
+    from mixcore.stored_config import StoredConfigError, no_import_fallback
     from pretrain.registry import MODELS
     with DefaultScope.overwrite_default_scope('pretrain'), no_import_fallback('ckpt.pth'):
         with pytest.raises(StoredConfigError, match=f"ckpt.pth: building the stored config would import "

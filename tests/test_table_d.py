@@ -84,7 +84,7 @@ def test_top1_result_from_backbone_metadata(tmp_path):
 def test_demo_fills_table_d_from_the_demo_pretrainings(tmp_path):
     """Every row of D on the demo models: the ViT family (DeiT, CaiT, XCiT) shows the demo ViT's top-1, the
     pyramids (PVT, Swin, CA-Swin) the demo PVT's; once the pretrainings exist only the top-1 steps run."""
-    from mixseg.demo_data import DATASET_DIRS, MARKER
+    from mixcore.demo_data import DATASET_DIRS, MARKER
     root, data = tmp_path / 'w', tmp_path / 'd'
     (data / DATASET_DIRS['imagenet']).mkdir(parents=True)
     (data / DATASET_DIRS['imagenet'] / MARKER).write_text('x')

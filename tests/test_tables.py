@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mixseg.engine import write_results
+from mixcore.runtime import write_results
 from mixseg.tables.published import TABLE_A, TABLE_B, TABLE_C, TABLES
 from mixseg.tables.render import build_table, missing_cells, render, render_tables
 from mixseg.tables.results import collect
@@ -28,7 +28,7 @@ def test_published_numbers_match_papers():
 
 
 def paper_like(table, key=(), **change):
-    """A ``setup`` record (mixseg.provenance.result_setup) with the paper's data and schedule of ``table``."""
+    """A ``setup`` record (mixcore.provenance.result_setup) with the paper's data and schedule of ``table``."""
     exp = paper_setup(table, key)
     train = dict(data_root='/data', train_images=exp.train_images, val_images=exp.val_images,
                  max_iters=exp.max_iters, max_epochs=exp.max_epochs, batch_size=exp.total_batch // 8, gpus=8,

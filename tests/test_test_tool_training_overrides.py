@@ -3,7 +3,7 @@ num_classes), read from the config mmengine stores in the checkpoint, unless the
 import pytest
 import torch
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 CONFIG = 'configs/demo/segmenter-mask_vit-demo_1xb4-200i_ade20k-demo-128x128.py'
 
@@ -49,7 +49,7 @@ def _test_cfg(repo_root, ckpt, *argv):
 
 
 def test_training_overrides_come_from_the_checkpoint(repo_root, tmp_path, captured):
-    from mixseg.engine import override_data_root
+    from mixcore.runtime import override_data_root
     mine = _ade_root(tmp_path / 'my_ade')
 
     def trained_on_mine(cfg):  # tools/train.py --data-root my_ade --cfg-options model.decode_head.num_classes=7
@@ -86,7 +86,7 @@ def test_types_and_weights_are_never_taken_from_a_stored_config(repo_root, tmp_p
 
 
 def test_overrides_are_the_differences_within_what_testing_reads():
-    from mixseg.training_overrides import training_overrides
+    from mixcore.training_overrides import training_overrides
     file = dict(model=dict(type='M', head=dict(num_classes=150), init_cfg=None),
                 test_dataloader=dict(num_workers=4, dataset=dict(type='D', data_root='a', pipeline=[dict(type='L')])),
                 train_dataloader=dict(batch_size=4))

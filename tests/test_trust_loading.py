@@ -20,7 +20,7 @@ from torch import nn
 
 from mixcore.weights.backbone_file import save_backbone_file
 from mixcore.weights.errors import CheckpointError
-from mixcore.weights.read import read_weights
+from mixcore.weights.state_dict import read_weights
 from mixcore.weights.download import cache_entry
 
 
@@ -204,7 +204,7 @@ def test_full_disk_names_the_file_and_keeps_the_previous_checkpoint(failure, tmp
     import mmengine.runner.runner as mm_runner
 
     from mixcore.atomic_write import DiskFullError
-    from mixseg.engine import install_atomic_checkpoints
+    from mixcore.runtime import install_atomic_checkpoints
     install_atomic_checkpoints()
     target = tmp_path / 'iter_4.pth'
     torch.save({'meta': {'iter': 2}}, target)
@@ -241,7 +241,7 @@ def _stored_config_checkpoint(tmp_path, text, state=None):
 def test_export_never_imports_or_calls_a_type_from_a_stored_config(case, tmp_path, monkeypatch):
     """A literal ``type`` naming ``module.function`` was resolved by mmengine's registry fallback and called
     with the stored arguments (and an unregistered plain name was imported as a module)."""
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint as export_checkpoint  # tools/export_backbone.py
     marker = tmp_path / 'pwned'
     (tmp_path / 'mixseg_trap.py').write_text(f'open({str(marker)!r}, "w").close()\n')
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -288,7 +288,7 @@ def _dense_checkpoint(tmp_path, config, scope, backbone_file=None):
 def test_export_of_a_segmentation_checkpoint_writes_its_vit_backbone(tmp_path, repo_root):
     from mixseg.backbones.vit import MixsegViT
     from mixcore.weights.backbone_file import load_backbone_file
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint as export_checkpoint  # tools/export_backbone.py
     pretrained = save_backbone_file(tmp_path / 'pre.safetensors', {'w': torch.zeros(1)}, arch='vit_tiny_patch16_224',
                                     img_size=128, patch_size=8, method='tokenmix')
     config = str(repo_root / 'configs/demo/segmenter-mask_vit-demo_1xb4-200i_ade20k-demo-128x128.py')
@@ -310,7 +310,7 @@ def test_export_of_a_segmentation_checkpoint_writes_its_vit_backbone(tmp_path, r
 def test_export_of_a_detection_checkpoint_writes_its_pvt_backbone(tmp_path, repo_root):
     from mixseg.backbones.pvt import MixsegPVT
     from mixcore.weights.backbone_file import load_backbone_file
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint as export_checkpoint  # tools/export_backbone.py
     config = str(repo_root / 'configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py')
     ckpt, state = _dense_checkpoint(tmp_path, config, 'mmdet')
     out = export_checkpoint(str(ckpt), str(tmp_path / 'det.safetensors'))
@@ -325,7 +325,7 @@ def test_export_of_a_detection_checkpoint_writes_its_pvt_backbone(tmp_path, repo
 
 
 def test_export_states_what_it_accepts(tmp_path):
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint as export_checkpoint  # tools/export_backbone.py
     text = ("default_scope = 'mmdet'\nmodel = dict(type='MaskRCNN', backbone=dict(type='ResNet', depth=50))\n")
     path = _stored_config_checkpoint(tmp_path, text)
     with pytest.raises(CheckpointError, match=r"cannot export model.backbone type 'ResNet' \(model 'MaskRCNN'\): "
@@ -340,7 +340,7 @@ def test_export_checks_the_stored_backbone_arguments_before_building(tmp_path, m
     rebuilds the backbone; ``checkpoint_path`` made timm read the file it names."""
     import timm
 
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint as export_checkpoint  # tools/export_backbone.py
     other = tmp_path / 'other.pth'
     torch.save({'w': torch.zeros(1)}, other)
     calls = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixseg.engine import load_tool
+from _tools import load_tool
 
 from test_foundation import TOY_CONFIG, TOY_MODULE
 
@@ -106,7 +106,7 @@ def test_last_checkpoint_is_relative_and_a_moved_work_dir_resumes_its_own(toy, t
 
 
 def test_latest_checkpoint_resolves_relative_and_old_absolute_pointers(tmp_path):
-    from mixseg.workdir import WorkDirError, latest_checkpoint
+    from mixcore.workdir import WorkDirError, latest_checkpoint
     a, b = tmp_path / 'a', tmp_path / 'b'
     for d in (a, b):
         d.mkdir()
@@ -182,7 +182,7 @@ def test_cfg_options_that_change_nothing_are_errors(repo_root):
 def test_missing_data_error_hints_data_root(repo_root, tmp_path):
     from mmengine.config import Config
 
-    from mixseg.engine import check_data_roots
+    from mixseg.data_roots import check_data_roots
     cfg = Config.fromfile(str(repo_root / 'configs/demo/segmenter-linear_vit-demo_1xb4-200i_ade20k-demo-128x128.py'))
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
     with pytest.raises(FileNotFoundError) as info:
@@ -273,7 +273,7 @@ def seg_demo_state():
 @pytest.mark.parametrize('case', ['foreign', 'shape'])
 def test_tools_test_refuses_a_checkpoint_that_does_not_fit(case, seg_demo_state, demo_data, tmp_path):
     """A checkpoint none of whose keys fit was "evaluated" with random weights and written to results/ss.json."""
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     state = dict(seg_demo_state)
     if case == 'foreign':
         state = {'fc.weight': torch.zeros(2, 2)}
@@ -297,7 +297,7 @@ def test_tools_test_refuses_a_checkpoint_that_does_not_fit(case, seg_demo_state,
 
 @pytest.mark.slow
 def test_tools_test_partial_load_on_request(seg_demo_state, demo_data, tmp_path):
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     state = dict(seg_demo_state)
     state['decode_head.conv_seg.weight'] = torch.zeros(7, 96, 1, 1)
     ckpt = tmp_path / 'shape.pth'
@@ -335,7 +335,7 @@ def test_readme_example_lands_in_the_backbones_row(tmp_path, capsys):
     ckpt = tmp_path / 'iter_160000.pth'
     torch.save({'meta': {'cfg': cfg.pretty_text}, 'state_dict': {}}, ckpt)
     backbone.unlink()
-    from mixseg.run_guard import prepare_testing
+    from mixseg.run_preparation import prepare_testing
     test = load_tool('test')
 
     def row(*opts):

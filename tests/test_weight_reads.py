@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from mixcore.weights.errors import CheckpointError, WeightFileNotFoundError
-from mixcore.weights.read import read_file, read_weights
+from mixcore.weights.read import read_file
+from mixcore.weights.state_dict import read_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 READER = ROOT / 'mixcore' / 'weights' / 'read.py'

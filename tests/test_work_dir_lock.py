@@ -109,7 +109,7 @@ def test_a_second_run_into_a_work_dir_in_use_is_refused_until_the_first_ends(tmp
 
 def _killed_holder(work):
     """The pid of a process that took the lock of ``work`` and was SIGKILLed (the lock file stays)."""
-    code = ('import os, signal, sys\nfrom mixseg.workdir import lock_work_dir\n'
+    code = ('import os, signal, sys\nfrom mixcore.workdir import lock_work_dir\n'
             'lock_work_dir(sys.argv[1])\nos.kill(os.getpid(), signal.SIGKILL)\n')
     proc = subprocess.Popen([sys.executable, '-c', code, str(work)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -131,7 +131,7 @@ def test_a_stale_lock_of_a_dead_process_is_named_and_removed(toy, tmp_path, caps
 
 
 def test_a_lock_from_another_host_is_not_judged_by_its_pid(tmp_path, monkeypatch):
-    from mixseg.workdir import WorkDirError, lock_work_dir
+    from mixcore.workdir import WorkDirError, lock_work_dir
     work = tmp_path / 'work'
     pid = _killed_holder(work)  # no such process here; on its own node it may well run
     record = json.loads((work / 'run.lock').read_text())
@@ -157,7 +157,7 @@ def test_a_lock_from_another_host_is_not_judged_by_its_pid(tmp_path, monkeypatch
 
 
 def test_a_live_pid_is_stale_only_when_it_is_another_process(tmp_path):
-    from mixseg.workdir import WorkDirError, lock_work_dir
+    from mixcore.workdir import WorkDirError, lock_work_dir
     work = tmp_path / 'work'
     with lock_work_dir(work) as mine:
         with pytest.raises(WorkDirError, match=f'in use by another run: pid {os.getpid()} on host '):
@@ -173,7 +173,7 @@ def test_a_live_pid_is_stale_only_when_it_is_another_process(tmp_path):
 def test_a_two_rank_run_takes_the_lock_once(tmp_path):
     """Ranks 1.. share rank 0's work dir and do not take the lock (they would be refused by rank 0's). Into a work
     dir in use, rank 0 is refused and the run ends (rank 1 does not wait for it)."""
-    from mixseg.workdir import lock_work_dir
+    from mixcore.workdir import lock_work_dir
     config, work = _toy_config(tmp_path, 'toy_ddp'), tmp_path / 'work'
 
     def two_ranks():
@@ -257,7 +257,7 @@ def _stub_squeue(tmp_path, monkeypatch, script):
 def test_a_lock_of_another_hosts_slurm_job_is_judged_by_the_controller(tmp_path, monkeypatch, squeue, stale):
     """A lock held by Slurm job 4242 on another node: stale only when the controller says that job has ended;
     running, or no answer (controller down), keeps the lock (never judged stale on a guess)."""
-    from mixseg.workdir import WorkDirError, lock_work_dir
+    from mixcore.workdir import WorkDirError, lock_work_dir
     work = tmp_path / 'work'
     record = json.loads((_killed_holder(work), work / 'run.lock')[1].read_text())
     (work / 'run.lock').write_text(json.dumps(dict(record, host='gpu-node-17', slurm=['4242', '0'])))

@@ -50,7 +50,7 @@ def build_det(arch: str):
     from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
 
     from mixseg.backbones.pvt import MixsegPVT
-    from mixseg.models.pvt import PVT_ARCHS
+    from pretrain.models.pvt import PVT_ARCHS
     # the paper's variants: only their depths differ, mmdet's widths are theirs (not the demo's 'nano')
     depths = {name: a['depths'] for name, a in PVT_ARCHS.items() if set(a) == {'depths'}}
     if arch not in depths:

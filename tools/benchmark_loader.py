@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pretrain.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of both stages (timm's posterize, ...): see mixseg/patches.py
+install_patches()  # every patch of both stages (timm's posterize, ...): see mixcore/patches.py
 
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402

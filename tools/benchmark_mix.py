@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mixseg.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
+from mixcore.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
 
 import torch  # noqa: E402
 import timm  # noqa: E402
 from timm.loss import SoftTargetCrossEntropy  # noqa: E402
 
-import mixseg.models  # noqa: E402,F401  (registers pvt_* with timm)
-from mixseg.models import ClassAttentionProbe  # noqa: E402
+import pretrain.models  # noqa: E402,F401  (registers pvt_* with timm)
+from pretrain.models import ClassAttentionProbe  # noqa: E402
 from pretrain.classifier import finest_stride  # noqa: E402
 from pretrain.mix import CutMix, MaskMix, NoMix, TokenMix, TransMix  # noqa: E402
 
@@ -94,7 +94,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     if device.type == 'cuda':
-        torch.set_float32_matmul_precision('high')  # TF32, as training (mixseg.gpu.enable_tf32)
+        torch.set_float32_matmul_precision('high')  # TF32, as training (mixcore.gpu.enable_tf32)
     model = timm.create_model(
         args.model, pretrained=False, num_classes=args.num_classes, img_size=args.img_size).to(device).train()
     probe = ClassAttentionProbe(model)

@@ -55,12 +55,9 @@ def main(argv=None) -> int:
     # a CPU demo (mmcv's ops are built for the CPU by `make install`); set CUDA_VISIBLE_DEVICES to use a GPU
     os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')
 
-    from mixseg.engine import load_tool
+    from mixseg.cli import reproduce   # tools/reproduce.py's command line
     from mixseg.reproduce.runner import fmt_time
-    # tools/reproduce.py's command line, loaded by path: tools/ on sys.path would let tools/test.py and
-    # tools/tables.py shadow the stdlib's `test` and PyTables' `tables`
-    reproduce = load_tool('reproduce')
-    from mixseg.training_curves import tensorboard_available
+    from mixcore.training_curves import tensorboard_available
     tensorboard = tensorboard_available()
     rargv = [*args.tables, '--demo', '--figures', *(['--tensorboard'] if tensorboard else []), *rest]
     dry_run = reproduce.parse_args(rargv).dry_run

@@ -16,8 +16,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without install
-from mixseg.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
+from mixcore.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
 
 
 def parse_args(argv=None):
@@ -37,10 +37,10 @@ def main(argv=None):
     if not args.out.endswith('.safetensors'):
         raise SystemExit(f'error: {args.out}: the backbone file must end with .safetensors')
     from mixcore.weights.errors import CheckpointError
-    from pretrain.export import export_checkpoint
+    from mixseg.dense_export import export_any_checkpoint
     try:
-        path = export_checkpoint(args.checkpoint, args.out, config=args.config, use_ema=not args.no_ema,
-                                 top1=args.top1)
+        path = export_any_checkpoint(args.checkpoint, args.out, config=args.config, use_ema=not args.no_ema,
+                                     top1=args.top1)
     except (CheckpointError, FileNotFoundError) as e:
         raise SystemExit(f'error: {e}')
     print(f'wrote {path}')

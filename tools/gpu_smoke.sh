@@ -85,20 +85,20 @@ else
 fi
 DET=configs/demo/mask-rcnn_pvt-demo_fpn_1xb2-4e_coco-demo.py
 
-NOTE=$("$PY" -m mixseg.gpu --short 2>&1 | tail -1)
+NOTE=$("$PY" -m mixcore.gpu --short 2>&1 | tail -1)
 if [ "$DEVICE" = cuda ]; then
-  step stack 120 "$PY" -c 'import sys, torch; from mixseg.gpu import stack_report
+  step stack 120 "$PY" -c 'import sys, torch; from mixcore.gpu import stack_report
 r = stack_report(); [print(f"{k:16s} {v}") for k, v in r.items()]
 sys.exit(0 if r["cuda_available"] and r.get("arch_supported") else "no usable CUDA GPU (driver, or an arch this torch build lacks)")'
 else
-  step stack 120 "$PY" -m mixseg.gpu
+  step stack 120 "$PY" -m mixcore.gpu
 fi
 cat "$WORK/logs/stack.log"
 if [ "$DEVICE" = cuda ]; then
-  BEST=$("$PY" -c 'from mixseg.gpu import resolve_amp; print(resolve_amp("auto"))' 2>/dev/null || echo fp16)
+  BEST=$("$PY" -c 'from mixcore.gpu import resolve_amp; print(resolve_amp("auto"))' 2>/dev/null || echo fp16)
   BENCH+=(--amp "$BEST")
 fi
-OPS=$("$PY" -c 'from mixseg.gpu import mmcv_cuda_ops; print(int(bool(mmcv_cuda_ops())))' 2>/dev/null || echo 0)
+OPS=$("$PY" -c 'from mixcore.gpu import mmcv_cuda_ops; print(int(bool(mmcv_cuda_ops())))' 2>/dev/null || echo 0)
 
 step data 300 "$PY" tools/make_demo_data.py --out "$DATA" --size $SIZE --only imagenet,ade20k,coco --quiet
 step benchmark_mix 300 "$PY" tools/benchmark_mix.py "${BENCH[@]}"

@@ -3,7 +3,7 @@
 
     python tools/make_demo_data.py --out data/demo [--seed 0] [--size small|tiny] [--only imagenet,coco] [--force]
 
-Deterministic from the seed; existing datasets are skipped unless --force. See mixseg/demo_data.py.
+Deterministic from the seed; existing datasets are skipped unless --force. See mixcore/demo_data.py.
 """
 import argparse
 import sys
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mixseg.demo_data import DATASETS, SIZES, make_demo_data  # noqa: E402
+from mixcore.demo_data import DATASETS, SIZES, make_demo_data  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
-from mixseg.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
+from mixcore.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
 
 
 def parse_args(argv=None):
@@ -53,8 +53,8 @@ def main(argv=None):
     import torch
 
     from mixcore.weights.errors import CheckpointError
-    from mixseg.viz.models import load_model
-    from mixseg.viz.occlusion import RATIOS, occlusion_robustness
+    from pretrain.viz.models import load_model
+    from pretrain.viz.occlusion import RATIOS, occlusion_robustness
     if args.threads:
         torch.set_num_threads(args.threads)
     ratios = tuple(args.ratios) if args.ratios else RATIOS

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
-from mixseg.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixseg/patches.py
+from mixcore.patches import install as install_patches  # noqa: E402
+install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
 
 METHODS = ('mixup', 'cutmix', 'transmix', 'maskmix', 'tokenmix')
 
@@ -52,7 +52,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mixcore.weights.errors import CheckpointError
-    from mixseg.viz.models import build_untrained, load_model
+    from pretrain.viz.models import build_untrained, load_model
     from pretrain.mix_figure import visualize_mix
     try:
         if args.checkpoint:

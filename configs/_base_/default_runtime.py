@@ -38,7 +38,7 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=True, window_size=50)
 # Training curves in TensorBoard (mmengine's TensorboardVisBackend, events in <work_dir>/<timestamp>/vis_data/):
-# set True here, or `--cfg-options tensorboard=True`, or `tools/train.py --tensorboard` (mixseg.training_curves;
+# set True here, or `--cfg-options tensorboard=True`, or `tools/train.py --tensorboard` (mixcore.training_curves;
 # needs `pip install tensorboard`).
 tensorboard = False
 log_level = 'INFO'

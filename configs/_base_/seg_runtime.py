@@ -9,14 +9,14 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
 # Training curves in TensorBoard (mmengine's TensorboardVisBackend, events in <work_dir>/<timestamp>/vis_data/):
-# set True here, or `--cfg-options tensorboard=True`, or `tools/train.py --tensorboard` (mixseg.training_curves;
+# set True here, or `--cfg-options tensorboard=True`, or `tools/train.py --tensorboard` (mixcore.training_curves;
 # needs `pip install tensorboard`).
 tensorboard = False
 log_level = 'INFO'
-# a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixseg.hooks); vary it
+# a fixed seed: runs repeat, and a run resumed with --resume continues exactly (see mixcore.hooks); vary it
 # with `tools/train.py --seed N`. diff_rank_seed: every rank draws its own augmentation and drop-path masks
 # (seed + rank; with one seed all ranks would drop the same paths); the train sampler keeps one shared seed
-# (tools/train.py pins it, mixseg.engine.make_reproducible).
+# (tools/train.py pins it, mixcore.runtime.make_reproducible).
 randomness = dict(seed=0, diff_rank_seed=True)
 load_from = None
 resume = False

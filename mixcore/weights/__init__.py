@@ -2,7 +2,7 @@
 
 * :mod:`~mixcore.weights.read` — :func:`~mixcore.weights.read.read_file`, the entry point: a local path or an
   http(s) URL; ``.safetensors``, ``.npy`` (no pickles) or a ``torch.save`` file (``weights_only=True`` with the
-  allow-list). :func:`~mixcore.weights.read.read_weights` turns any supported file into a state dict.
+  allow-list). :func:`~mixcore.weights.state_dict.read_weights` turns any supported file into a state dict.
 * :mod:`~mixcore.weights.download` — the URL cache (one folder per URL, checked length/size/hash, credentials hidden).
 * :mod:`~mixcore.weights.safe_globals` — the types mmengine checkpoints need beyond torch's allow-list.
 * :mod:`~mixcore.weights.backbone_file` — the backbone file format (stage 1 -> stage 2): save, read, check its metadata.

@@ -9,7 +9,7 @@ model's key layout (our PVT v1 keeps the original PVT layout), with header metad
 Safetensors holds no pickled code, so reading a backbone file can never execute anything; the file is read by
 :func:`mixcore.weights.read.read_file` and its metadata checked (types, ranges, which ``timm.create_model``
 arguments it may name) before anything is built from it. Stage 2 also accepts official timm/DeiT/PVT ``.pth``
-files and mmengine checkpoints (:func:`mixcore.weights.read.read_weights`). The file is written atomically.
+files and mmengine checkpoints (:func:`mixcore.weights.state_dict.read_weights`). The file is written atomically.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ mmengine resolves ``load_from``, ``--resume``, ``init_cfg=dict(type='Pretrained'
 backbones' ``CheckpointLoader.load_checkpoint`` calls through ``CheckpointLoader``'s schemes. Its loaders for
 ``http(s)://``, ``torchvision://`` / ``modelzoo://``, ``open-mmlab://`` / ``openmmlab://`` and ``mmcls://`` end in
 ``torch.hub.load_state_dict_from_url``, which unpickles with ``weights_only=False``: a checkpoint URL could run
-code. :func:`install` (the ``checkpoint-schemes`` patch of :mod:`mixseg.patches`) replaces every one of them (the
+code. :func:`install` (the ``checkpoint-schemes`` patch of :mod:`mixcore.patches`) replaces every one of them (the
 registered schemes and the module attributes other code calls by name, including ``load_url``) by loaders that
 download into the cache of :mod:`mixcore.weights.download` and read like a local file, so a refused file is named
 together with the URL it came from (and, for an unreadable cached file, the cache folder to delete).

@@ -11,7 +11,8 @@ and reads by the file's kind:
 
 Every failure is a :class:`~mixcore.weights.errors.CheckpointError` naming the file (and the URL it came from) and
 what is wrong with it; torch's advice to switch safe loading off is never repeated. :func:`read_header` reads a
-safetensors header alone; :func:`read_weights` turns any supported file into ``(state_dict, meta)``.
+safetensors header alone; :func:`mixcore.weights.state_dict.read_weights` turns any supported file into
+``(state_dict, meta)``.
 """
 from __future__ import annotations
 
@@ -19,20 +20,12 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Mapping
 
 import torch
 
 from .errors import CheckpointError, WeightFileNotFoundError
 
-# Keys under which known checkpoint formats nest the weights, in the order they are tried.
-# timm/DeiT release files: 'model' (DeiT), 'state_dict' (timm train script), 'state_dict_ema';
-# mmengine: 'state_dict'. PVT release files are flat.
-_NESTED_KEYS = ('state_dict', 'model', 'module', 'state_dict_ema', 'model_ema')
-_EMA_FIRST = ('state_dict_ema', 'model_ema', 'state_dict', 'model', 'module')
-# Prefixes stripped from foreign keys: mmengine/mmseg/mmdet wrap the backbone as 'backbone.',
-# DDP adds 'module.'; our stage-1 MixClassifier stores the timm model under 'model.'.
-_PREFIXES = ('module.', 'backbone.', 'model.')
 
 
 def read_file(source, map_location='cpu', *, name: str | None = None, mmap: bool = False):
@@ -68,7 +61,7 @@ def read_url(url: str, map_location='cpu', *, mmap: bool = False, **download_arg
     """The file at ``url`` (http(s)), read from its cached download (:func:`mixcore.weights.download.download`,
     which takes ``download_args``) like a local file; errors name the URL and the cache folder to delete."""
     from .download import redact
-    return _from_download(url, lambda cached: read_file(cached, map_location, mmap=mmap,
+    return read_download(url, lambda cached: read_file(cached, map_location, mmap=mmap,
                                                         name=f'{cached} (from {redact(url)})'), **download_args)
 
 
@@ -82,38 +75,7 @@ def read_header(path) -> dict[str, str]:
         raise CheckpointError(f'{path}: not a readable safetensors file ({e})') from e
 
 
-def read_weights(source, *, ema: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Any supported weight file (path or URL) as ``(state_dict, meta)``, wrapper prefixes removed.
-
-    ``.safetensors``: a backbone file (its checked metadata in ``meta``,
-    :func:`mixcore.weights.backbone_file.load_backbone_file`). Anything else: :func:`read_file`, unwrapped from the
-    known nesting keys (``ema``: EMA weights first, as timm's reader); ``meta`` then holds mmengine's ``meta``
-    entry if present.
-    """
-    from .backbone_file import load_backbone_file
-    from .download import is_url
-    if is_url(source):
-        return _from_download(source, lambda cached: read_weights(cached, ema=ema))
-    if str(source).endswith('.safetensors') and '://' not in str(source):
-        bf = load_backbone_file(source)
-        return strip_prefixes(bf.state_dict), bf.meta
-    obj = read_file(source)
-    meta = dict(obj['meta']) if isinstance(obj, Mapping) and isinstance(obj.get('meta'), Mapping) else {}
-    return strip_prefixes(_unwrap(obj, source, _EMA_FIRST if ema else _NESTED_KEYS)), meta
-
-
-def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = _PREFIXES):
-    """Strip wrapper prefixes; keys under a known prefix win over others (mmengine checkpoints of a
-    whole segmentor keep only the ``backbone.`` part)."""
-    out = dict(state_dict)
-    for prefix in prefixes:
-        inner = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
-        if inner:
-            out = inner
-    return out
-
-
-def _from_download(url: str, read, **download_args):
+def read_download(url: str, read, **download_args):
     """``read(cached copy of url)``; an unreadable file's error says which cache folder to delete."""
     from .download import download, redact
     cached = download(url, **download_args)
@@ -122,18 +84,6 @@ def _from_download(url: str, read, **download_args):
     except CheckpointError as e:
         raise CheckpointError(f'{e}\n  (the cached download of {redact(url)}: if it is damaged or not what the URL '
                               f'serves now, delete {cached.parent} to download it again)') from e
-
-
-def _unwrap(obj, path, keys=_NESTED_KEYS) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping):
-        for key in keys:
-            if key in obj and isinstance(obj[key], Mapping):
-                return _unwrap(obj[key], path, keys)
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors
-    raise CheckpointError(f'{path}: no state dict found (looked for tensors at the top level and under '
-                          f'{", ".join(keys)})')
 
 
 def _read_safetensors(path: Path, name: str, map_location) -> dict[str, torch.Tensor]:

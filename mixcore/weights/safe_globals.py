@@ -16,7 +16,7 @@ Checkpoints written this way still load in a stock mmengine.
 
 The project's reader (:func:`mixcore.weights.read.read_file`) applies this allow-list to each read it makes;
 :func:`install_safe_globals` adds it to torch's global list for reads outside the project's code (patches
-``safe-globals`` and ``history-buffer-state`` of :mod:`mixseg.patches`).
+``safe-globals`` and ``history-buffer-state`` of :mod:`mixcore.patches`).
 """
 from __future__ import annotations
 
@@ -72,5 +72,5 @@ def patch_history_buffer() -> None:
 
 def install_safe_globals() -> None:
     """Allow the mmengine/numpy types of our checkpoints in torch's ``weights_only`` loading everywhere (a patch
-    of :mod:`mixseg.patches`)."""
+    of :mod:`mixcore.patches`)."""
     torch.serialization.add_safe_globals(safe_globals())

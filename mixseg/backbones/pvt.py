@@ -1,13 +1,13 @@
 """PVT v1 as an mmdet backbone (``MixsegPVT``) for Mask R-CNN + FPN.
 
-The backbone IS our PVT v1 (:class:`mixseg.models.pvt.PyramidVisionTransformer`, the same code stage 1
+The backbone IS our PVT v1 (:class:`pretrain.models.pvt.PyramidVisionTransformer`, the same code stage 1
 pretrains) in its dense-prediction form: no class token (nor its ``pos_embed4`` slot), no classifier, no
 final norm; ``forward`` returns the four stage maps (strides 4/8/16/32, channels 64/128/320/512) for FPN.
 Its state dict keeps the original PVT layout, so a detector checkpoint holds ``backbone.patch_embed1...``.
 
 Weights (``checkpoint``, loaded in :meth:`init_weights`): a backbone file (``.safetensors``), an official PVT
 ``.pth``, an mmengine checkpoint (``backbone.`` prefix; mmdet's own PVT layout is converted too), all read
-through :func:`mixcore.weights.read.read_weights` (``weights_only=True``) and loaded with
+through :func:`mixcore.weights.state_dict.read_weights` (``weights_only=True``) and loaded with
 :func:`mixcore.weights.load.load_strict`: a file of another architecture is refused with the missing /
 unexpected keys and differing shapes, nothing is loaded partially. Position embeddings of another
 pretraining resolution are resampled (bicubic) to ``pretrain_img_size`` on load, and in ``forward`` to the
@@ -29,8 +29,8 @@ from mmengine.model import BaseModule
 from mmdet.registry import MODELS
 
 from mixcore.weights.load import load_strict
-from mixcore.weights.read import read_weights
-from mixseg.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn, pvt_arch_args
+from mixcore.weights.state_dict import read_weights
+from pretrain.models.pvt import PyramidVisionTransformer, checkpoint_filter_fn, pvt_arch_args
 
 # Parts of a classification checkpoint that the dense-prediction backbone does not have: the final norm
 # before the classifier (head and class token are removed by ``checkpoint_filter_fn``, the backbone having

@@ -36,7 +36,7 @@ from mmseg.registry import MODELS
 from timm.layers import resample_abs_pos_embed
 
 from mixcore.weights.load import load_strict
-from mixcore.weights.read import read_weights
+from mixcore.weights.state_dict import read_weights
 
 # Classifier heads a pretrained file may carry; a backbone has no use for them.
 HEAD_PREFIXES = ('head.', 'head_dist.')

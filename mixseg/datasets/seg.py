@@ -16,7 +16,7 @@ import mmengine
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .roots import IMAGE_EXTENSIONS  # the image extensions read (case-insensitively); OpenCV decodes them all
+from ..data_roots import IMAGE_EXTENSIONS  # the image extensions read (case-insensitively); OpenCV decodes them all
 
 
 def _listing(files, limit=5) -> str:

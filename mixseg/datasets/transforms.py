@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
-from mmcv.transforms.builder import TRANSFORMS
+from ..registry import TRANSFORMS
 from PIL import Image
 
-from ..image_io import refuse_decompression_bomb
+from mixcore.image_io import refuse_decompression_bomb
 
 _JPEG_SOI = b'\xff\xd8\xff'
 _JPEG_EOI = b'\xff\xd9'
@@ -62,7 +62,7 @@ def _describe_content(path: str) -> str:
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that refuses truncated/corrupt local images with the file's name.
 
-    Decompression bombs are refused as stage 1 refuses them (:mod:`mixseg.image_io`: over Pillow's limit, checked
+    Decompression bombs are refused as stage 1 refuses them (:mod:`mixcore.image_io`: over Pillow's limit, checked
     on the header before OpenCV allocates the image; Pillow's ``DecompressionBombError`` is no ``OSError``), and
     EXIF orientation is applied by mmcv's decoders, as stage 1 applies it.
 

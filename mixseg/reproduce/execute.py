@@ -15,14 +15,14 @@ from typing import Callable, Optional
 
 from .steps import ROOT
 
-_TOOLS: dict = {}
+_TOOLS: dict = {}   # script -> the module whose main(argv) runs it (the tests put stand-ins here)
 
 
 def _tool(script: str):
-    """tools/<script>.py as a module (its ``main(argv)`` runs a step inside this process)."""
+    """The library module of ``tools/<script>.py`` (its ``main(argv)`` runs a step inside this process)."""
     if script not in _TOOLS:
-        from mixseg.engine import load_tool
-        _TOOLS[script] = load_tool(script)
+        from mixseg.cli import command
+        _TOOLS[script] = command(script)
     return _TOOLS[script]
 
 

@@ -24,7 +24,7 @@ DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
 @dataclass(frozen=True)
 class Task:
     name: str             # work-dir folder, e.g. 'pascal-context-59_mask'
-    dataset: str          # demo dataset name (mixseg.demo_data): 'ade20k' | 'pascal_context' | 'coco'
+    dataset: str          # demo dataset name (mixcore.demo_data): 'ade20k' | 'pascal_context' | 'coco'
     gpus: int             # the paper's GPU count
     scope: str            # 'seg' | 'det'
 
@@ -148,7 +148,7 @@ def demo_note(tables) -> str:
 def _demo_data_root(data_root: Path, dataset: str) -> list[str]:
     """``--data-root`` of tools/train.py / test.py: every dataloader (and COCO evaluator) of the config reads
     the generated copy of ``dataset``."""
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     return ['--data-root', rel(data_root / DATA_ROOTS[dataset])]
 
 
@@ -183,7 +183,7 @@ def parse_demo_schedule(items) -> dict:
         if k not in DEMO_SCHEDULE or not v:
             raise ValueError(f'--demo-schedule {item!r}: expected KEY=VALUE with KEY in {sorted(DEMO_SCHEDULE)}')
         if k == 'data_size':
-            from mixseg.demo_data import SIZES
+            from mixcore.demo_data import SIZES
             if v not in SIZES:
                 raise ValueError(f'--demo-schedule {item!r}: data_size is one of {", ".join(SIZES)}')
             sched[k] = v
@@ -280,11 +280,11 @@ class Planner:
         """Demo: the step that generates the datasets the rows read (ImageNet always; Table E: A, R, O)."""
         datasets = ['imagenet'] + sorted({task_of(t, dict(r.key)).dataset for t, r in rows if t not in ('D', 'E')})
         datasets += ['robustness'] if any(t == 'E' for t, _ in rows) else []   # Table E: generated A, R, O
-        from mixseg.demo_data import DATASET_DIRS, MARKER
+        from mixcore.demo_data import DATASET_DIRS, MARKER
         data_root, size = self.data_root, self.sched['data_size']
 
         def make_data(datasets=tuple(datasets)):
-            from mixseg.demo_data import make_demo_data
+            from mixcore.demo_data import make_demo_data
             make_demo_data(data_root, seed=0, size=size, only=','.join(datasets), log=print)
         self.data_step = self.add(Step('data', 'data', f'demo data ({", ".join(datasets)}) in {rel(data_root)}',
                                        [data_root / DATASET_DIRS[d] / MARKER for d in datasets], func=make_data,
@@ -310,7 +310,7 @@ class Planner:
         if t_idx is None or ckpt is None:
             raise SystemExit('error: the demo TokenMix pretraining makes its label maps with the demo baseline '
                              'ViT as teacher; a given baseline backbone file has no classifier head to do it')
-        from mixseg.demo_data import DATA_ROOTS
+        from mixcore.demo_data import DATA_ROOTS
         argv = [rel(self.data_root / DATA_ROOTS['imagenet'] / 'train'), rel(out), '--config', teacher_cfg,
                 '--checkpoint', rel(ckpt), '--workers', '0', '--no-progress', '--device', 'cpu']
         deps = [d for d in (self.data_step, t_idx) if d is not None]
@@ -480,7 +480,7 @@ class Planner:
 
     def figures(self) -> None:
         """Demo: the papers' figures of every pretrained demo model."""
-        from mixseg.demo_data import DATA_ROOTS
+        from mixcore.demo_data import DATA_ROOTS
 
         from .figures import figure_steps
         pretrains: dict = {}

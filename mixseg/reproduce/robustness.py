@@ -4,7 +4,7 @@ pretraining (the classifier: a backbone file has no head), into ``<work root>/ro
 
 Data: ImageNet val for occlusion and shuffling, ImageNet-A/-R/-O in their released layouts under ``data/``
 (``data/imagenet-a``, ``data/imagenet-r``, ``data/imagenet-o``); the demo reads the generated ones
-(:mod:`mixseg.demo_data`, dataset ``robustness``) and the demo ImageNet val, with ``--any-classes`` (the demo
+(:mod:`mixcore.demo_data`, dataset ``robustness``) and the demo ImageNet val, with ``--any-classes`` (the demo
 models know the demo's shape classes, not ImageNet-1k's) and ``--max-images 50``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def data_dirs(demo: bool, data_root: Path) -> dict:
     """The folder of each benchmark (and ``val``: ImageNet val)."""
     if not demo:
         return {k: ROOT / v for k, v in REAL_DATA.items()}
-    from mixseg.demo_data import DATA_ROOTS
+    from mixcore.demo_data import DATA_ROOTS
     root = Path(data_root) / DATA_ROOTS['robustness']
     return dict(val=Path(data_root) / DATA_ROOTS['imagenet'] / 'val',
                 **{b: root / b for b in ('imagenet-a', 'imagenet-r', 'imagenet-o')})

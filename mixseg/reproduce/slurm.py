@@ -196,7 +196,7 @@ def _progress(step: Step) -> str:
     """What a training's work dir shows: its latest checkpoint."""
     if step.kind not in ('pretrain', 'train') or step.stamp is None:
         return ''
-    from mixseg.workdir import WorkDirError, latest_checkpoint
+    from mixcore.workdir import WorkDirError, latest_checkpoint
     try:
         latest = latest_checkpoint(step.stamp.parent)
     except WorkDirError:

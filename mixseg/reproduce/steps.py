@@ -88,7 +88,7 @@ def final_checkpoint_name(cfg) -> str:
 def final_checkpoint(work_dir: Path, name: str) -> Optional[Path]:
     """The finished run's final checkpoint if it exists: ``last_checkpoint`` (mmengine's pointer) when it names
     the final one, else the expected file in the work dir."""
-    from mixseg.workdir import WorkDirError, latest_checkpoint
+    from mixcore.workdir import WorkDirError, latest_checkpoint
     try:
         latest = latest_checkpoint(work_dir)  # relative to the work dir (old files: absolute)
     except WorkDirError:

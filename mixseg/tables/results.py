@@ -24,7 +24,7 @@ class Result:
     tag: str
     metrics: dict
     path: Path
-    setup: dict | None = None      # what it was trained/tested on (mixseg.provenance.result_setup)
+    setup: dict | None = None      # what it was trained/tested on (mixcore.provenance.result_setup)
     status: str = 'unknown'        # check_setup: 'paper' | 'demo' | 'nonstandard' | 'unknown'
     reasons: tuple = ()            # check_setup: how the setup differs from the paper's, or what is unknown
 

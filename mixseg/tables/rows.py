@@ -1,5 +1,5 @@
 """Which row of the tables a run belongs to: the backbone file's metadata decides the method (and the model);
-the config's ``table_row`` and ``--cfg-options table_row.<field>=...`` give the rest (:mod:`mixseg.run_guard`
+the config's ``table_row`` and ``--cfg-options table_row.<field>=...`` give the rest (:mod:`mixseg.run_preparation`
 applies this to the tools' configs)."""
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def row_from_backbone(meta: dict) -> dict:
     if meta.get('arch') in ARCH_MODELS and not any(k in kwargs for k in _SIZE_KWARGS):
         out['model'] = ARCH_MODELS[meta['arch']]
     return out
+
+
+def robustness_row(arch: str, model_kwargs: dict | None, method: str | None, model: str | None = None) -> dict:
+    """Table E's row of a classifier: ``model`` (given, else the papers' name of its architecture at its own size,
+    else the architecture) and ``method`` (what the checkpoint records; 'baseline' for official weights)."""
+    derived = row_from_backbone(dict(arch=arch, model_kwargs=model_kwargs))
+    return dict(table='E', model=model or derived.get('model', arch), method=method or 'baseline')
 
 
 def resolve_table_row(row, derived: dict, *, explicit: dict, source: str, config: str):
@@ -95,11 +102,11 @@ def derived_row_of_checkpoint(checkpoint: str) -> tuple[dict, str | None]:
     """The row fields of the run that wrote ``checkpoint``: from the backbone record its stored training config
     carries (:data:`BACKBONE_RECORD`, written by ``tools/train.py``), else from the metadata of the backbone file
     that config names (checkpoints of older runs). The stored config is read as data
-    (:func:`mixseg.config_guard.plain_config`)."""
+    (:func:`mixcore.stored_config.plain_config`)."""
     from mixcore.weights.backbone_file import read_backbone_meta
     from mixcore.weights.errors import CheckpointError
     from mixcore.weights.read import read_file
-    from ..config_guard import plain_config
+    from mixcore.stored_config import plain_config
     try:
         ckpt = read_file(checkpoint, mmap=True)
         text = ((ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}).get('cfg')

@@ -1,5 +1,5 @@
 """The paper's setup of each table: the data and schedule a result must have been trained and tested with to
-stand beside the published numbers (``mixseg.provenance`` records them with each result), and how a result's
+stand beside the published numbers (``mixcore.provenance`` records them with each result), and how a result's
 recorded setup compares with it (:func:`check_setup`: paper, demo, non-standard or unknown)."""
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _train_deviations(train: dict, exp: PaperSetup) -> tuple[list, list]:
 
 
 def check_setup(table: str, key: tuple, setup) -> tuple[str, list[str]]:
-    """How a result's ``setup`` (:func:`mixseg.provenance.result_setup`) compares with the paper's setup of its
+    """How a result's ``setup`` (:func:`mixcore.provenance.result_setup`) compares with the paper's setup of its
     row: ``('paper', [])``; ``('demo', reasons)`` (generated demo data); ``('nonstandard', reasons)`` (data or
     schedule differs); ``('unknown', reasons)`` (not recorded, e.g. a results file of an older mixseg)."""
     if not isinstance(setup, dict):

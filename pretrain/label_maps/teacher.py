@@ -61,15 +61,15 @@ def build_teacher(model: Optional[str] = None, checkpoint: Optional[str] = None,
 
     ``config``: a stage-1 config of ours (``model.arch``/``num_classes``/``img_size``/``model_kwargs`` of its
     MixClassifier; e.g. the demo baseline), ``checkpoint`` its training checkpoint or any weight file
-    :func:`mixcore.weights.read.read_weights` reads. ``model``: a timm model name (+ ``model_kwargs``), built with
+    :func:`mixcore.weights.state_dict.read_weights` reads. ``model``: a timm model name (+ ``model_kwargs``), built with
     ``pretrained=False`` and loaded strictly from the local ``checkpoint`` (nothing is downloaded).
     ``random_init`` allows no checkpoint (tests and smoke runs only).
     """
     import timm
 
-    import mixseg.models  # noqa: F401  (registers PVT v1 with timm)
+    import pretrain.models  # noqa: F401  (registers PVT v1 with timm)
     from mixcore.weights.load import load_strict
-    from mixcore.weights.read import read_weights
+    from mixcore.weights.state_dict import read_weights
     if (model is None) == (config is None):
         raise ValueError('give the teacher as exactly one of a timm model name (--model) or a stage-1 config '
                          '(--config)')

@@ -238,7 +238,7 @@ class CAMTeacher:
     """Class activation map of the ground-truth class from a timm CNN classifier (TokenMix's teacher source).
 
     The model is built with ``pretrained=False`` and loaded (strict) from a local ``checkpoint`` through
-    :func:`mixcore.weights.read.read_weights` (.safetensors, or torch.load with ``weights_only=True``; EMA weights
+    :func:`mixcore.weights.state_dict.read_weights` (.safetensors, or torch.load with ``weights_only=True``; EMA weights
     preferred), then frozen. The CAM is ReLU(Σ_c W[y, c]·F_c) of the last feature map, resized (bilinear) to the
     token grid and normalised.
     Not an nn.Module on purpose: a student holding it does not save the teacher in its checkpoints.
@@ -260,7 +260,7 @@ class CAMTeacher:
                 raise FileNotFoundError(f'CAMTeacher checkpoint not found: {checkpoint}')
             # the project's one weight reader (torch only: no mmengine); EMA weights first, as timm's reader
             from mixcore.weights.load import load_strict
-            from mixcore.weights.read import read_weights
+            from mixcore.weights.state_dict import read_weights
             load_strict(self.model, read_weights(checkpoint, ema=True)[0], source=checkpoint)
         self.model.eval().requires_grad_(False)
         self.checkpoint = checkpoint

@@ -22,7 +22,7 @@ def transmix_lam(lam_area: torch.Tensor, lam_attn: torch.Tensor, label: str = 'm
 class TransMix(CutMix):
     """CutMix whose label weight is λ_attn = Σ A·↓M / Σ A (A: last block's class attention on the mixed images).
 
-    ``mixed.targets(attn=A)`` with A B×(h·w) from :class:`mixseg.models.ClassAttentionProbe`.
+    ``mixed.targets(attn=A)`` with A B×(h·w) from :class:`pretrain.models.ClassAttentionProbe`.
 
     Args:
         label: 'mean' (default, (λ_area + λ_attn)/2) or 'attn' (attention only, paper Eq. 7).

@@ -29,7 +29,7 @@ def imagenet_wnids() -> tuple:
 
 
 def model_classes(loaded, any_classes: bool = False) -> tuple:
-    """The class name of each output of ``loaded`` (a :class:`mixseg.viz.models.LoadedModel` with its head).
+    """The class name of each output of ``loaded`` (a :class:`pretrain.viz.models.LoadedModel` with its head).
 
     Refuses a model whose classes are not ImageNet-1k's (unless ``any_classes``, where the names recorded in the
     checkpoint are the label space)."""

@@ -1,9 +1,9 @@
-"""The robustness benchmarks on a stage-1 classifier (a :class:`mixseg.viz.models.LoadedModel` with its head).
+"""The robustness benchmarks on a stage-1 classifier (a :class:`pretrain.viz.models.LoadedModel` with its head).
 
 Each function returns a JSON-ready dict (the model described, the images counted, the numbers):
 
 * :func:`occlusion` — top-1 and true-class confidence on ImageNet val as a share of the patches is dropped (the
-  definition of :mod:`mixseg.viz.occlusion`, reused);
+  definition of :mod:`pretrain.viz.occlusion`, reused);
 * :func:`shuffling` — top-1 on ImageNet val with the image cut into g×g cells, shuffled (:mod:`.shuffle`);
 * :func:`subset_top1` — top-1 on ImageNet-A or ImageNet-R (200 classes each), logits restricted to the folder's
   classes;
@@ -11,7 +11,7 @@ Each function returns a JSON-ready dict (the model described, the images counted
   maximum softmax probability.
 
 Folders are read in their released layout ``<dir>/<wnid>/<image>`` (:mod:`.classes` maps the wnids to the model's
-outputs and refuses what does not map); images with the training reader (:func:`mixseg.image_io.read_rgb`).
+outputs and refuses what does not map); images with the training reader (:func:`mixcore.image_io.read_rgb`).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from mixseg.viz.models import describe
-from mixseg.viz.occlusion import RATIOS, _dataset, _Folder
-from mixseg.viz.occlusion import evaluate as occlusion_evaluate
+from pretrain.viz.models import describe
+from pretrain.viz.occlusion import RATIOS, _dataset, _Folder
+from pretrain.viz.occlusion import evaluate as occlusion_evaluate
 
 from .classes import class_indices, model_classes
 from .metrics import aupr, auroc, msp_anomaly_score, restricted_top1
@@ -58,7 +58,7 @@ def _logits(loaded, paths, **kw) -> torch.Tensor:
 
 def occlusion(loaded, val_dir, *, ratios=RATIOS, seed=0, patch=None, max_images=None, any_classes=False,
               batch_size=32, workers=0, crop_pct=0.875, progress=True) -> dict:
-    """Top-1 (%) and mean true-class probability per share of dropped patches (:mod:`mixseg.viz.occlusion`)."""
+    """Top-1 (%) and mean true-class probability per share of dropped patches (:mod:`pretrain.viz.occlusion`)."""
     paths, targets, idx = _labelled(loaded, val_dir, max_images, any_classes)
     out = occlusion_evaluate(loaded, paths, [idx[t] for t in targets], ratios, seed, patch, batch_size, workers,
                              crop_pct, progress)

@@ -12,14 +12,14 @@ data_root = 'data/coco/'
 backend_args = None
 img_scale = (1333, 800)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(type='mixseg.CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(type='mixseg.CheckedLoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # the annotations are loaded after Resize so that the ground truth keeps the original size
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

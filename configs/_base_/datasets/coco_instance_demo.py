@@ -1,5 +1,5 @@
 # The generated demo COCO (tools/make_demo_data.py --out data/demo): same layout, loader and metric as
-# coco_instance.py; the categories are the generated shapes (mixseg.demo_data.COCO_CLASSES, ids 1..10),
+# coco_instance.py; the categories are the generated shapes (mixcore.demo_data.COCO_CLASSES, ids 1..10),
 # images are ~320x256 and used at that scale; no worker processes. Degenerate boxes are refused (the generated
 # data has none; data of one's own given with --data-root is checked strictly).
 # Point it elsewhere with tools/train.py / tools/test.py --data-root DIR/
@@ -9,14 +9,14 @@ classes = ('circle', 'square', 'triangle', 'star', 'ring', 'cross', 'diamond', '
 metainfo = dict(classes=classes)
 img_scale = (320, 256)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='mixseg.CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='mixseg.CheckedLoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))

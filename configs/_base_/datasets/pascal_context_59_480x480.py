@@ -8,9 +8,9 @@ data_root = 'data/VOCdevkit/VOC2010'
 img_scale = (520, 520)
 crop_size = (480, 480)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='mixseg.CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels', num_classes=num_classes),
+    dict(type='mixseg.CheckSegLabels', num_classes=num_classes),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -18,16 +18,16 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
+    dict(type='mixseg.CheckedLoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels', num_classes=num_classes),
+    dict(type='mixseg.CheckSegLabels', num_classes=num_classes),
     dict(type='PackSegInputs'),
 ]
 # "+MS": the test scale times each ratio, each with and without flip.
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=None),
+    dict(type='mixseg.CheckedLoadImageFromFile', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[
@@ -36,7 +36,7 @@ tta_pipeline = [
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadAnnotations', reduce_zero_label=True)],
-            [dict(type='CheckSegLabels', num_classes=num_classes)],
+            [dict(type='mixseg.CheckSegLabels', num_classes=num_classes)],
             [dict(type='PackSegInputs')],
         ]),
 ]

@@ -1,5 +1,5 @@
 # PVT-Small (24.5M parameters): ImageNet-1k classifier; the method config sets the mixer.
-# PVT v1 (mixseg.models.pvt, class token in stage 4): the class attention grid is the 7×7 stage-4 grid (stride 32).
+# PVT v1 (pretrain.models.pvt, class token in stage 4): the class attention grid is the 7×7 stage-4 grid (stride 32).
 model = dict(
     type='MixClassifier',
     arch='pvt_small',

@@ -1,5 +1,6 @@
-"""mmengine hooks every mixseg run gets (tools/train.py adds them; they live in mmengine's root registry so
-the 'pretrain', 'mmseg' and 'mmdet' scopes all find them)."""
+"""mmengine hooks every mixseg run gets (tools/train.py adds them). They live in mixcore's child registry
+(:mod:`mixcore.registry`) and are named with its scope, ``dict(type='mixcore.NaNGuardHook')``, so the 'pretrain',
+'mmseg' and 'mmdet' scopes all find them."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import torch
 from mmengine.dist import all_reduce, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import FUNCTIONS, HOOKS
+from .registry import FUNCTIONS, HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from mixcore.weights.errors import CheckpointError
@@ -266,7 +267,7 @@ class ResumableRandomnessHook(Hook):
     per epoch, not for *persistent* workers of an epoch-based loop resumed at epoch k
     (``tools/train.py --deterministic`` turns them off and seeds the per-epoch workers with
     :func:`epoch_seeded_worker_init_fn`), and a mixer built with its own ``generator``.
-    Sampler seeds are pinned by :func:`mixseg.engine.make_reproducible`.
+    Sampler seeds are pinned by :func:`mixcore.runtime.make_reproducible`.
     """
 
     priority = 'LOWEST'
@@ -304,14 +305,14 @@ class MixsegCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments) with three changes for resumable work dirs:
 
     * ``last_checkpoint`` names the checkpoint relative to the work dir (written atomically), and is resolved
-      against it (:func:`mixseg.workdir.latest_checkpoint`), so a copied or moved work dir resumes its own
+      against it (:func:`mixcore.workdir.latest_checkpoint`), so a copied or moved work dir resumes its own
       checkpoint;
     * with ``max_keep_ckpts`` the checkpoint that drops out is deleted *after* the new one is written (mmengine
       deletes it first): a save that fails (full disk) leaves the previous checkpoint and ``last_checkpoint``;
     * best-checkpoint paths a resumed run brings from a moved work dir are re-rooted into this one (mmengine
       would delete the original directory's file when a better one comes).
 
-    ``tools/train.py`` puts it in place of ``CheckpointHook`` (:func:`mixseg.run_guard.prepare_training`).
+    ``tools/train.py`` puts it in place of ``CheckpointHook`` (:func:`mixseg.run_preparation.prepare_training`).
     """
 
     def before_train(self, runner) -> None:

@@ -54,28 +54,6 @@ def setup_cpu_distributed(cfg, launcher: str) -> None:
     cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
 
 
-def load_tool(name: str):
-    """``tools/<name>.py`` as a module, loaded once per process (the tools are scripts, not a package; the
-    reproduce driver and the tests call their ``main(argv)`` in-process). Registered in ``sys.modules`` so
-    functions defined there pickle into worker processes."""
-    import importlib.util
-    import sys
-    key = f'_mixseg_tools_{name}'
-    if key not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / 'tools' / f'{name}.py'
-        if not path.is_file():
-            raise FileNotFoundError(f'{path}: no such tool (the tools live in the repository, not in the package)')
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[key]
-            raise
-    return sys.modules[key]
-
-
 def load_config(args, before_options=None):
     """The config as both tools start from it: ``args.config`` with ``--cfg-options``, ``--data-root``,
     ``--launcher`` and the work dir (``--work-dir``, the config's, or ``./work_dirs/<config name>``).
@@ -88,7 +66,7 @@ def load_config(args, before_options=None):
     if before_options is not None:
         before_options(cfg)
     if args.cfg_options:
-        from .cfg_checks import check_cfg_options
+        from .cfg_options import check_cfg_options
         check_cfg_options(cfg, args.cfg_options, args.config)  # top-level keys nothing reads: an error
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
@@ -125,10 +103,10 @@ def install_atomic_checkpoints() -> None:
 
 def add_default_hooks(cfg) -> None:
     """Hooks every training run gets: the NaN guard, the num_classes check and the per-iteration reseeding
-    that makes a resumed run draw what an uninterrupted one draws (see mixseg.hooks)."""
-    import mixseg.hooks  # noqa: F401  (registers the hooks)
+    that makes a resumed run draw what an uninterrupted one draws (see mixcore.hooks)."""
+    import mixcore.hooks  # noqa: F401  (registers the hooks)
     hooks = list(cfg.get('custom_hooks') or [])
-    for name in ('NaNGuardHook', 'NumClassesCheckHook', 'ResumableRandomnessHook'):
+    for name in ('mixcore.NaNGuardHook', 'mixcore.NumClassesCheckHook', 'mixcore.ResumableRandomnessHook'):
         if not any(h.get('type') == name for h in hooks):
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
@@ -150,7 +128,7 @@ def make_reproducible(cfg) -> list:
     * In deterministic mode the persistent workers of an epoch-based train loop are turned off: persistent
       workers carry their random state from epoch to epoch, and a run resumed at epoch k cannot restore it.
       The workers started per epoch are seeded from (seed, epoch, worker, rank) by
-      :func:`mixseg.hooks.epoch_seeded_worker_init_fn` (mmengine's would repeat one stream every epoch).
+      :func:`mixcore.hooks.epoch_seeded_worker_init_fn` (mmengine's would repeat one stream every epoch).
     """
     changes = []
     randomness = cfg.get('randomness') or {}
@@ -167,21 +145,21 @@ def make_reproducible(cfg) -> list:
         loader['persistent_workers'] = False
         changes.append('train_dataloader.persistent_workers = False (deterministic mode, epoch-based loop)')
         if 'worker_init_fn' not in loader:
-            import mixseg.hooks  # noqa: F401  (registers the function)
-            loader['worker_init_fn'] = dict(type='epoch_seeded_worker_init_fn')
+            import mixcore.hooks  # noqa: F401  (registers the function)
+            loader['worker_init_fn'] = dict(type='mixcore.epoch_seeded_worker_init_fn')
             changes.append('train_dataloader.worker_init_fn = epoch_seeded_worker_init_fn (new seeds every epoch)')
     return changes
 
 
-def _datasets(cfg_dataset):
+def dataset_configs(cfg_dataset):
     """The leaf dataset configs under dataset wrappers (RepeatDataset, ConcatDataset, ...)."""
     if not cfg_dataset:
         return
     if 'dataset' in cfg_dataset:
-        yield from _datasets(cfg_dataset['dataset'])
+        yield from dataset_configs(cfg_dataset['dataset'])
     elif 'datasets' in cfg_dataset:
         for d in cfg_dataset['datasets']:
-            yield from _datasets(d)
+            yield from dataset_configs(d)
     else:
         yield cfg_dataset
 
@@ -196,7 +174,7 @@ def override_data_root(cfg, new_root: str) -> None:
     new_root = str(new_root)
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
-        for ds in _datasets(loader.get('dataset') if loader else None):
+        for ds in dataset_configs(loader.get('dataset') if loader else None):
             if 'data_root' in ds:
                 ds['data_root'] = new_root
         evaluators = cfg.get(f'{split}_evaluator')
@@ -207,38 +185,9 @@ def override_data_root(cfg, new_root: str) -> None:
     cfg.data_root = new_root
 
 
-def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> None:
-    """Fail early, naming the expected path, when a dataset's root or annotation file is missing.
-
-    Without this the error surfaces deep inside a dataset class (a bare FileNotFoundError from a listdir
-    or from pycocotools) after the model is built.
-    """
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        for ds in _datasets(loader.get('dataset')):
-            root = ds.get('data_root')
-            if root and not osp.isdir(root):
-                raise FileNotFoundError(
-                    f'{config_path}: {split}_dataloader: data root {root!r} ({ds.get("type")}) does not exist. '
-                    f'Put the dataset there, point the tool at it with --data-root DIR, or generate the '
-                    f'demo data with `python tools/make_demo_data.py --out data/demo`.')
-            if root and ds.get('data_prefix'):  # mmseg/mmdet datasets: their folders, and images they'd skip
-                from .datasets.roots import check_prefix_folders, check_skipped_images
-                check_prefix_folders(ds, f'{config_path}: {split}_dataloader')
-                check_skipped_images(ds, f'{config_path}: {split}_dataloader')
-            ann = ds.get('ann_file')
-            if root and ann and not osp.isabs(ann) and not osp.exists(osp.join(root, ann)):
-                from .datasets.roots import how_to_make
-                raise FileNotFoundError(
-                    f'{config_path}: {split}_dataloader: annotation file {osp.join(root, ann)!r} '
-                    f'({ds.get("type")}) does not exist.{how_to_make(ann)}')
-
-
 def enable_amp(cfg, amp: str = 'fp16') -> None:
     """Mixed precision in the optim wrapper: 'fp16' (mmengine's AmpOptimWrapper, as mmseg/mmdet's ``--amp``) or
-    'bf16' (no loss scaling); see :func:`mixseg.gpu.configure_amp`."""
+    'bf16' (no loss scaling); see :func:`mixcore.gpu.configure_amp`."""
     from .gpu import configure_amp
     configure_amp(cfg, amp)
 
@@ -274,7 +223,7 @@ def write_results(work_dir: str, tag: str, *, config: str, checkpoint: str | Non
                   table_row: dict | None = None, setup: dict | None = None) -> Path:
     """``<work_dir>/results/<tag>.json``, written atomically; the tables tool (mixseg.tables) reads these.
     ``table_row`` (from the config) says which row of the papers' tables the run belongs to; ``setup`` what it
-    was trained and tested on (:func:`mixseg.provenance.result_setup`; None: unknown)."""
+    was trained and tested on (:func:`mixcore.provenance.result_setup`; None: unknown)."""
     record = dict(config=config, checkpoint=checkpoint, tag=tag, tta=tta, table_row=_jsonable(table_row),
                   metrics=_jsonable(dict(metrics)), setup=_jsonable(setup))
     return atomic_write_text(Path(work_dir) / 'results' / f'{tag}.json', json.dumps(record, indent=2) + '\n')

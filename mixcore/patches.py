@@ -41,14 +41,14 @@ PATCHES: list[Patch] = [
           'replaced by the safe reader (mixcore.weights.mmengine_schemes)', 'mmengine 0.10.7',
           'mixcore.weights.mmengine_schemes:install'),
     Patch('find-latest-checkpoint', "mmengine's find_latest_checkpoint (Runner resume=True) trusts a "
-          'last_checkpoint record naming a missing or foreign file; mixseg.workdir.latest_checkpoint checks it',
-          'mmengine 0.10.7', 'mixseg.workdir:install_latest_checkpoint'),
+          'last_checkpoint record naming a missing or foreign file; mixcore.workdir.latest_checkpoint checks it',
+          'mmengine 0.10.7', 'mixcore.workdir:install_latest_checkpoint'),
     Patch('atomic-checkpoints', "mmengine's save_checkpoint writes in place, so a run killed mid-write leaves a "
           'truncated iter_N.pth that resume picks up', 'mmengine 0.10.7',
-          'mixseg.engine:install_atomic_checkpoints'),
+          'mixcore.runtime:install_atomic_checkpoints'),
     Patch('pkg-resources-warning', "mmengine's Config resolves mmdet:: bases through pkg_resources, which "
           'setuptools >= 80 warns about on every import (1-4 times per tool start); only that message is '
-          'silenced', 'mmengine 0.10.7, setuptools 80.9', 'mixseg.patches:silence_pkg_resources_warning'),
+          'silenced', 'mmengine 0.10.7, setuptools 80.9', 'mixcore.patches:silence_pkg_resources_warning'),
 ]
 
 

@@ -68,7 +68,7 @@ class _Folder(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from ..image_io import read_rgb  # the training reader (EXIF, 16-bit grey, bombs): errors name the file
+        from mixcore.image_io import read_rgb  # the training reader (EXIF, 16-bit grey, bombs): errors name the file
         return normalize(self.transform(read_rgb(self.paths[i])), self.loaded), self.targets[i], i
 
 

@@ -5,7 +5,7 @@ config file; mmengine stores the run's resolved config in every checkpoint (``me
 stored config that differ from the config file, within what evaluation uses (:data:`TEST_KEYS`), are applied to
 the config before the test's own ``--data-root``/``--cfg-options`` (which win), and listed in the log.
 
-The stored config is untrusted input: it is read as data (:func:`mixseg.config_guard.plain_config`), and no
+The stored config is untrusted input: it is read as data (:func:`mixcore.stored_config.plain_config`), and no
 ``type`` entry, weight file or init setting is taken from it (:data:`NOT_TAKEN`): nothing it names is imported,
 built or loaded. Settings a tool adapts to the machine (workers, pinned memory, where results are gathered,
 device-side input) are not taken either; entries whose structure differs (a pipeline of another length) are
@@ -27,7 +27,7 @@ def stored_training_config(checkpoint: str) -> dict:
     itself reports a bad file)."""
     from mixcore.weights.errors import CheckpointError
     from mixcore.weights.read import read_file
-    from .config_guard import plain_config
+    from .stored_config import plain_config
     if '://' in str(checkpoint):
         return {}
     try:

@@ -210,7 +210,7 @@ def class_token_attention(attn: nn.Module, q_cls: torch.Tensor, k: torch.Tensor,
                           num_prefix_tokens: int) -> torch.Tensor:
     """q_cls B×D (class token's query), k B×N×D (keys of one attention block) → B×(N - prefix), the head-mean of
     softmax(q_cls·kᵀ·scale) over the patch tokens. ``attn`` gives ``scale`` and the optional ``q_norm``/``k_norm``
-    (timm); also used per layer by :mod:`mixseg.viz.attention`."""
+    (timm); also used per layer by :mod:`pretrain.viz.attention`."""
     B, N, _ = k.shape
     q = q_cls.reshape(B, num_heads, -1)
     k = k.reshape(B, N, num_heads, -1)

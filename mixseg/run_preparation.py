@@ -1,32 +1,32 @@
 """What tools/train.py and tools/test.py check before mmengine runs anything: the work dir holds no other run,
 ``--resume`` has something to resume, checkpoints must fit the model, and the results land in the table row of
-the backbone the run was trained from. The checks live in :mod:`mixseg.workdir`, :mod:`mixseg.hooks` and
+the backbone the run was trained from. The checks live in :mod:`mixcore.workdir`, :mod:`mixcore.hooks` and
 :mod:`mixseg.tables.rows`; this module applies them to a config and turns their errors into the tools' error exit
-(``SystemExit('error: ...')``, as :func:`mixseg.engine.load_config`).
+(``SystemExit('error: ...')``, as :func:`mixcore.runtime.load_config`).
 """
 from __future__ import annotations
 
 from .tables.rows import (BACKBONE_RECORD, TableRowError, backbone_record, derived_row_of_checkpoint,
                           explicit_row_options, resolve_table_row, row_from_backbone)
-from .provenance import add_setup_hook
-from .workdir import WorkDirError, claim_work_dir, dist_rank, resume_target, run_identity
+from mixcore.provenance import add_setup_hook
+from mixcore.workdir import WorkDirError, claim_work_dir, dist_rank, resume_target, run_identity
 
 
 def add_fit_hook(cfg, allow_partial: bool = False) -> None:
     """Checkpoints loaded by the Runner (``load_from``, ``--resume``) must fit the model
-    (:class:`mixseg.hooks.CheckpointFitHook`); ``allow_partial``: ``--allow-partial-load``."""
-    import mixseg.hooks  # noqa: F401  (registers the hook)
-    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'CheckpointFitHook']
-    cfg.custom_hooks = hooks + [dict(type='CheckpointFitHook', allow_partial=bool(allow_partial))]
+    (:class:`mixcore.hooks.CheckpointFitHook`); ``allow_partial``: ``--allow-partial-load``."""
+    import mixcore.hooks  # noqa: F401  (registers the hook)
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'mixcore.CheckpointFitHook']
+    cfg.custom_hooks = hooks + [dict(type='mixcore.CheckpointFitHook', allow_partial=bool(allow_partial))]
 
 
 def use_mixseg_checkpoint_hook(cfg) -> None:
-    """mmengine's ``CheckpointHook`` → :class:`mixseg.hooks.MixsegCheckpointHook` (same arguments): relative
+    """mmengine's ``CheckpointHook`` → :class:`mixcore.hooks.MixsegCheckpointHook` (same arguments): relative
     ``last_checkpoint``, old checkpoints removed only after the new one is written."""
-    import mixseg.hooks  # noqa: F401
+    import mixcore.hooks  # noqa: F401
     checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
     if checkpoint and checkpoint.get('type') == 'CheckpointHook':
-        checkpoint['type'] = 'MixsegCheckpointHook'
+        checkpoint['type'] = 'mixcore.MixsegCheckpointHook'
 
 
 def _table_row(cfg, derived: dict, source, args, log) -> None:
@@ -58,7 +58,7 @@ def prepare_training(cfg, args, log=print) -> None:
     """tools/train.py: resolve ``--resume`` (nothing to resume, an empty ``last_checkpoint`` or a missing file
     are errors), swap in the checkpoint hook and the fit check, record the backbone file the run starts from
     (:data:`mixseg.tables.rows.BACKBONE_RECORD`, stored with the config in every checkpoint) and set ``table_row``
-    from its metadata; the run's data and schedule go into every checkpoint (:mod:`mixseg.provenance`)."""
+    from its metadata; the run's data and schedule go into every checkpoint (:mod:`mixcore.provenance`)."""
     if args.resume is not None:
         try:
             cfg.resume, cfg.load_from = True, resume_target(cfg.work_dir, args.resume)
@@ -86,7 +86,7 @@ def prepare_testing(cfg, args, log=print):
 
 def claim_run_work_dir(cfg, args, log=print):
     """tools/train.py, right before the Runner: lock the work dir (rank 0), refuse it when another run holds it or
-    its files (see :func:`mixseg.workdir.claim_work_dir`) and record this run's identity there. Returns the lock,
+    its files (see :func:`mixcore.workdir.claim_work_dir`) and record this run's identity there. Returns the lock,
     a context manager the run holds until it ends."""
     try:
         return claim_work_dir(cfg.work_dir, run_identity(cfg, args), resume=args.resume is not None,

@@ -1,4 +1,5 @@
-"""Checks of a dataset config's folders before anything is built (called by mixseg.engine.check_data_roots).
+"""Checks of a dataset config's folders before anything is built (:func:`check_data_roots`, called by tools/train.py and
+tools/test.py).
 
 mmseg's datasets list ``data_root/<data_prefix>`` with a bare FileNotFoundError when a folder is missing (the
 usual cause: ``--data-root`` one level too high or too low), and read only files ending in their single
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import os.path as osp
 
+from mixcore.runtime import dataset_configs
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -20,7 +23,7 @@ class SkippedImagesError(FileNotFoundError):
 def how_to_make(path: str) -> str:
     """How a file or folder that no download contains is made ('' for the others)."""
     if 'SegmentationContext' in path or 'SegmentationClassContext' in path:
-        from .pascal_context import HOW_TO_MAKE
+        from .datasets.pascal_context import HOW_TO_MAKE
         return f' No download contains it: it is {HOW_TO_MAKE}.'
     if osp.basename(path).startswith('instances_'):
         return (' It comes with COCO\'s annotations_trainval2017.zip (https://cocodataset.org/#download), '
@@ -100,3 +103,30 @@ def check_skipped_images(ds: dict, where: str, limit: int = 5) -> None:
             f'{where}: {len(skipped)} images in {img_dir} do not end in {suffix!r} and {ds.get("type")} would '
             f'skip them: {names}. Rename them to *{suffix} (convert PNGs to JPEG), or read your own data with '
             f'the FolderSegDataset of configs/_base_/datasets/custom_seg.py, which reads every image extension.')
+
+
+def check_data_roots(cfg, config_path: str, splits=('train', 'val', 'test')) -> None:
+    """Fail early, naming the expected path, when a dataset's root or annotation file is missing.
+
+    Without this the error surfaces deep inside a dataset class (a bare FileNotFoundError from a listdir
+    or from pycocotools) after the model is built.
+    """
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for ds in dataset_configs(loader.get('dataset')):
+            root = ds.get('data_root')
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'{config_path}: {split}_dataloader: data root {root!r} ({ds.get("type")}) does not exist. '
+                    f'Put the dataset there, point the tool at it with --data-root DIR, or generate the '
+                    f'demo data with `python tools/make_demo_data.py --out data/demo`.')
+            if root and ds.get('data_prefix'):  # mmseg/mmdet datasets: their folders, and images they'd skip
+                check_prefix_folders(ds, f'{config_path}: {split}_dataloader')
+                check_skipped_images(ds, f'{config_path}: {split}_dataloader')
+            ann = ds.get('ann_file')
+            if root and ann and not osp.isabs(ann) and not osp.exists(osp.join(root, ann)):
+                raise FileNotFoundError(
+                    f'{config_path}: {split}_dataloader: annotation file {osp.join(root, ann)!r} '
+                    f'({ds.get("type")}) does not exist.{how_to_make(ann)}')

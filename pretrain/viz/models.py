@@ -4,7 +4,7 @@
   arguments come from its metadata; it holds no classifier head (the stage-1 → stage-2 contract), so the model built
   from it has none (``has_head=False``);
 * a **stage-1 training checkpoint** (mmengine ``.pth`` of a ``MixClassifier`` run): the model is rebuilt from the
-  config mmengine stored in it, read as data (:func:`mixseg.config_guard.plain_config`, never executed), head
+  config mmengine stored in it, read as data (:func:`mixcore.stored_config.plain_config`, never executed), head
   included;
 * an **official timm / DeiT / PVT ``.pth``** (no metadata): ``arch`` must be given; the head is loaded when the
   file has one.
@@ -23,7 +23,8 @@ import torch.nn as nn
 
 from mixcore.weights.errors import CheckpointError
 from mixcore.weights.load import load_strict
-from mixcore.weights.read import read_file, read_weights, strip_prefixes
+from mixcore.weights.read import read_file
+from mixcore.weights.state_dict import read_weights, strip_prefixes
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # timm's IMAGENET_DEFAULT_*
@@ -96,7 +97,7 @@ def _pair(x) -> tuple:
 def _create(arch: str, img_size, num_classes: int, model_kwargs: dict, source) -> nn.Module:
     import timm
 
-    import mixseg.models  # noqa: F401  (registers pvt_* with timm)
+    import pretrain.models  # noqa: F401  (registers pvt_* with timm)
     try:
         return timm.create_model(arch, pretrained=False, num_classes=num_classes, img_size=img_size,
                                  **(model_kwargs or {}))
@@ -159,7 +160,7 @@ def _from_backbone_file(path, arch, img_size, model_kwargs) -> LoadedModel:
 
 def stage1_model_config(cfg_text: str, source: str) -> dict:
     """``cfg.model`` of a stage-1 run (``MixClassifier``) from the config text a checkpoint stores (as data)."""
-    from ..config_guard import plain_config
+    from mixcore.stored_config import plain_config
     cfg = plain_config(cfg_text, source)
     model = cfg.get('model')
     if not isinstance(model, dict) or 'MixClassifier' not in str(model.get('type')):
@@ -189,7 +190,7 @@ def _from_training_checkpoint(path, obj, arch, img_size, model_kwargs) -> Loaded
 
 def _test_normalisation(cfg_text: str, source) -> dict:
     """mean/std of the TimmTransform in the stored config's test pipeline, when it sets them."""
-    from ..config_guard import plain_config
+    from mixcore.stored_config import plain_config
     cfg = plain_config(cfg_text, source)
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
     for t in ((loader.get('dataset') or {}).get('pipeline') or []):
@@ -266,9 +267,9 @@ def eval_transform(img_size, crop_pct: float = 0.875):
 
 
 def read_image(path, img_size, crop_pct: float = 0.875) -> torch.Tensor:
-    """3×H×W in [0, 1], read as training reads it (:func:`mixseg.image_io.read_rgb`: EXIF orientation applied,
+    """3×H×W in [0, 1], read as training reads it (:func:`mixcore.image_io.read_rgb`: EXIF orientation applied,
     16-bit grey scaled to 8 bits, decompression bombs refused); a broken file is an error naming it."""
-    from ..image_io import read_rgb
+    from mixcore.image_io import read_rgb
     return eval_transform(img_size, crop_pct)(read_rgb(path))
 
 

@@ -71,7 +71,7 @@ def configure_amp(cfg, amp: str) -> None:
     range, so there is nothing to scale, and no scaler means no skipped steps and no inf check per step.
     """
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'BF16OptimWrapper'):
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'mixcore.BF16OptimWrapper'):
         raise ValueError(f'--amp is only supported with OptimWrapper, the config uses {wrapper}')
     ow = cfg.optim_wrapper
     if amp == 'fp16':
@@ -79,7 +79,7 @@ def configure_amp(cfg, amp: str) -> None:
         ow.dtype = 'float16'
         ow.setdefault('loss_scale', 'dynamic')
     elif amp == 'bf16':
-        ow.type = 'BF16OptimWrapper'
+        ow.type = 'mixcore.BF16OptimWrapper'
         ow.dtype = 'bfloat16'
         ow.pop('loss_scale', None)
     else:
@@ -88,7 +88,8 @@ def configure_amp(cfg, amp: str) -> None:
 
 def _register_bf16_wrapper():
     from mmengine.optim import OptimWrapper
-    from mmengine.registry import OPTIM_WRAPPERS
+
+    from .registry import OPTIM_WRAPPERS
 
     if 'BF16OptimWrapper' in OPTIM_WRAPPERS.module_dict:
         return OPTIM_WRAPPERS.module_dict['BF16OptimWrapper']
@@ -347,7 +348,7 @@ def set_launcher_env(launcher: str, local_rank: int = 0) -> None:
 # --- the stack, for the smoke script ---------------------------------------------------------------------------
 
 def stack_report() -> dict:
-    """torch/CUDA/driver/GPU/bf16/mmcv facts (``python -m mixseg.gpu``)."""
+    """torch/CUDA/driver/GPU/bf16/mmcv facts (``python -m mixcore.gpu``)."""
     import platform
     import subprocess
     info = dict(python=platform.python_version(), torch=torch.__version__, torch_cuda=torch.version.cuda,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 #: top-level keys read after parsing besides the Runner's arguments: mmengine's Runner (from ``cfg``), the
-#: tools (mixseg.engine, tools/test.py, mixseg.tables) and Config itself
+#: tools (mixcore.runtime, tools/test.py, mixseg.tables) and Config itself
 EXTRA_RUNTIME_KEYS = frozenset({
     'model_wrapper_cfg', 'find_unused_parameters', 'compile', 'activation_checkpointing', 'efficient_conv_bn_eval',
     'runner_type', 'table_row', 'tta_model', 'tta_pipeline', 'tensorboard',

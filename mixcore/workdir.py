@@ -8,7 +8,7 @@
   which deletes those files first); mmengine would otherwise overwrite ``epoch_1.pth`` and
   ``backbone.safetensors`` and leave the old run's later checkpoints and results beside them.
 * **last_checkpoint.** mmengine writes the absolute path of the latest checkpoint, so a copied or moved work dir
-  resumes the *original* directory's checkpoint. :class:`~mixseg.hooks.MixsegCheckpointHook` writes it relative
+  resumes the *original* directory's checkpoint. :class:`~mixcore.hooks.MixsegCheckpointHook` writes it relative
   to the work dir and :func:`latest_checkpoint` resolves it against the work dir; an absolute path (files from
   before) is still read, except that a checkpoint of the same name in this work dir wins over one elsewhere.
 * **--resume.** :func:`resume_target` turns ``--resume`` into a checkpoint path or a clear error: nothing to

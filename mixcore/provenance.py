@@ -1,7 +1,7 @@
 """What a result was trained and evaluated on: data root, dataset size and schedule, recorded with every
 ``results/<tag>.json`` so that the tables can tell a paper-setup run from a toy one (:mod:`mixseg.tables`).
 
-* :class:`RunSetupHook` (added to every run by ``tools/train.py``, :func:`mixseg.run_guard.prepare_training`)
+* :class:`RunSetupHook` (added to every run by ``tools/train.py``, :func:`mixseg.run_preparation.prepare_training`)
   records the training side when the run starts — data root, number of training (and validation) images,
   ``max_iters`` / ``max_epochs``, batch per GPU, GPUs, total batch, and whether the data is the generated demo
   data — in the runner's message hub and in the ``meta`` of every checkpoint (:data:`SETUP_KEY`); stage 1's
@@ -17,7 +17,7 @@ import os.path as osp
 from pathlib import Path
 
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from .registry import HOOKS
 
 #: key of the training record in ``checkpoint['meta']``, the message hub and backbone-file metadata
 SETUP_KEY = 'mixseg_setup'
@@ -37,7 +37,7 @@ def dataset_root(dataset_cfg) -> str | None:
 
 
 def demo_marker(data_root) -> dict | None:
-    """``dict(dataset, size, seed)`` when ``data_root`` is generated demo data (:mod:`mixseg.demo_data` puts a
+    """``dict(dataset, size, seed)`` when ``data_root`` is generated demo data (:mod:`mixcore.demo_data` puts a
     ``.complete`` marker in the dataset's top folder, at or up to two levels above the data root), else None."""
     if not data_root:
         return None
@@ -105,8 +105,8 @@ class RunSetupHook(Hook):
 
 def add_setup_hook(cfg) -> None:
     """Every training run records its setup (:class:`RunSetupHook`, once)."""
-    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'RunSetupHook']
-    cfg.custom_hooks = hooks + [dict(type='RunSetupHook')]
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'mixcore.RunSetupHook']
+    cfg.custom_hooks = hooks + [dict(type='mixcore.RunSetupHook')]
 
 
 def _from_stored_config(stored: dict) -> dict:
@@ -130,7 +130,7 @@ def checkpoint_setup(checkpoint: str) -> dict | None:
         return None
     from mixcore.weights.errors import CheckpointError
     from mixcore.weights.read import read_file
-    from .config_guard import plain_config
+    from .stored_config import plain_config
     try:
         ckpt = read_file(checkpoint, mmap=True)
         meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}

@@ -26,18 +26,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-#: the modules that register the project's types per scope (fixed here, never taken from a stored config)
-PROJECT_MODULES = {
-    'pretrain': ('pretrain.classifier', 'pretrain.mixers', 'pretrain.data', 'pretrain.metrics', 'pretrain.export'),
-    'mmseg': ('mixseg.backbones.vit', 'mixseg.datasets'),
-    'mmdet': ('mixseg.backbones.pvt', 'mixseg.datasets'),
-}
-
-
 #: the scopes a stored config may switch to (``_scope_``, ``default_scope``); mmengine imports ``<scope>.registry``
 PROJECT_SCOPES = ('pretrain', 'mmseg', 'mmdet', 'mmengine')
 #: the packages whose modules a stored config may make mmengine import (``custom_imports``, registry locations)
-PROJECT_PACKAGES = ('pretrain', 'mixseg', 'mmseg', 'mmdet', 'mmengine', 'mmcv')
+PROJECT_PACKAGES = ('mixcore', 'pretrain', 'mixseg', 'mmseg', 'mmdet', 'mmengine', 'mmcv')
 #: keys besides ``type`` whose string value mmengine resolves like a ``type`` (registry, then import fallback)
 TYPE_LIKE_KEYS = ('constructor', 'runner_type')
 
@@ -58,15 +50,15 @@ def iter_types(obj: Any, prefix: str = '', keys: tuple = ('type',)) -> Iterator[
 
 def registered_names(scope: str) -> set[str]:
     """Every name registered in mmengine's root registries and in their children of ``scope``, after importing
-    the project's modules of that scope and the registries' own ``locations``."""
+    the registries' own ``locations``. The project's modules that register into mmseg's/mmdet's registries are
+    imported by the caller (the stage-2 layer: :func:`mixseg.dense_export.export_any_checkpoint`), never by name
+    from here: this foundation module knows neither stage."""
     import importlib
 
     import mmengine.registry as root
     from mmengine.registry import Registry
     if scope in ('mmseg', 'mmdet', 'pretrain'):
         importlib.import_module(f'{scope}.registry')
-    for module in PROJECT_MODULES.get(scope, ()):
-        importlib.import_module(module)
     names: set[str] = set()
     for registry in {id(v): v for v in vars(root).values() if isinstance(v, Registry)}.values():
         names.update(registry._module_dict)
@@ -81,6 +73,14 @@ class StoredConfigError(ValueError):
     """A stored config names something that is not a registered type."""
 
 
+def _scoped_name(value: str) -> bool:
+    """``'<scope>.<Name>'`` with one of our registry scopes (``'mixcore.NaNGuardHook'``): a lookup in that scope's
+    child registry (mmengine imports ``mixcore.registry`` / ``mixseg.registry``), not an import path. Inside the part
+    that is built, it is still refused: only names registered in the config's scope are built from a stored config."""
+    scope, _, name = value.partition('.')
+    return scope in ('mixcore', 'mixseg') and name.isidentifier()
+
+
 def check_stored_types(cfg: dict, source: str, scope: str, built: str = 'model') -> None:
     """Refuse a stored config whose ``type`` entries could import or call code (see module doc).
 
@@ -93,7 +93,7 @@ def check_stored_types(cfg: dict, source: str, scope: str, built: str = 'model')
     for key, value in iter_types(cfg, keys=('type', *TYPE_LIKE_KEYS)):
         if not isinstance(value, str) and (key.endswith('.type') or key == 'type'):
             raise StoredConfigError(f'{source}: {key} = {value!r} is not a type name; {hint}')
-        if isinstance(value, str) and '.' in value:
+        if isinstance(value, str) and '.' in value and not _scoped_name(value):
             raise StoredConfigError(f'{source}: {key} = {value!r} is a dotted import path; {hint}')
     _check_imports(cfg, source, hint)
     part: Any = cfg

@@ -3,7 +3,7 @@ models side by side on the same images (``tools/visualize_attention.py``).
 
 :class:`LayerAttention` hooks every attention block's query/key projections (timm ViT/DeiT: ``attn.qkv``; PVT v1:
 ``attn.q`` and ``attn.kv`` of stage 4, the only stage with the class token) and computes only the class-token row
-of each block (:func:`mixseg.models.class_attention.class_token_attention`), from the projections the single
+of each block (:func:`pretrain.models.class_attention.class_token_attention`), from the projections the single
 forward pass computes anyway: the model keeps its fused attention and no B×heads×N×N matrix is ever formed.
 """
 from __future__ import annotations
