@@ -190,15 +190,6 @@ class MixClassifier(BaseModel):
                 m.input_unit = unit
         return mixer
 
-    _NEEDS_CLS = {
-        'TransMix': 'TransMix weighs the CutMix box by the last block\'s class-token attention (use the baseline '
-                    'Mixup/CutMix)',
-        'MaskMix': 'MixPro\'s Progressive Attention Labeling (pal=True) weighs the MaskMix cells by the last block\'s '
-                   'class-token attention (use pal=False: the area labels of MixPro\'s released Swin configs)',
-        'TokenMix': "TokenMix with source='attention' takes the activation maps from the class-token attention on "
-                    "the clean images (use source='teacher' with a CAMTeacher or label maps, or source='area')",
-    }
-
     def _check_mixer_fits_model(self):
         """Refuse, at build time, a method whose labels need the class attention of a model without a class token."""
         if self.probe is not None:
@@ -207,8 +198,8 @@ class MixClassifier(BaseModel):
         bad = [m for m in _mixer_tree(self.mixer)  # the members of (nested) MixSwitches
                if not hasattr(m, 'mixers') and m.needs & {'attn', 'clean_attn'}]
         if bad:
-            why = '; '.join(dict.fromkeys(self._NEEDS_CLS.get(type(m).__name__, f'{type(m).__name__} needs class '
-                                                                                 f'attention') for m in bad))
+            why = '; '.join(dict.fromkeys(getattr(m, 'CLASS_ATTENTION_NEED', f'{type(m).__name__} needs class '
+                                                                            f'attention') for m in bad))
             raise ValueError(f'{self.arch} ({type(self.model).__name__}) has no class token, so the mixing method '
                              f'{self.method!r} cannot label its batches: {why}')
 

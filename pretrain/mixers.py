@@ -4,7 +4,7 @@
 :mod:`pretrain.mix` stays free of mmengine; this module only registers it. Nested configs are built here:
 ``MixSwitch(mixers=[dict(type=...), ...])`` and a TokenMix ``teacher=dict(type='CAMTeacher', ...)``.
 ``num_classes`` given to a switch or recipe reaches every member. The recipe builders tag the result with
-``recipe`` ('baseline', 'transmix', 'mixpro', 'tokenmix'), the method name written into the backbone file.
+``recipe``, the name of the method (:mod:`pretrain.mix.methods`) written into the backbone file.
 """
 from __future__ import annotations
 
@@ -42,29 +42,31 @@ def build_mix_switch(mixers: Sequence, probs: Sequence[float], num_classes: Opti
 
 
 def _tag(mixer, recipe: str):
-    mixer.recipe = recipe
+    """Tag a recipe's mixer with the method it builds (the backbone file's ``method``), as the method registry
+    (:mod:`pretrain.mix.methods`) pairs them."""
+    mixer.recipe = next(m.name for m in mix.list_mix_methods() if m.recipe == recipe)
     return mixer
 
 
 @MODELS.register_module(name='deit_mix')
 def deit_mix(**kwargs) -> mix.MixSwitch:
     """DeiT baseline: Mixup α 0.8 / CutMix α 1.0, switch prob 0.5, prob 1.0, ε 0.1."""
-    return _tag(mix.deit_mix(**kwargs), 'baseline')
+    return _tag(mix.deit_mix(**kwargs), 'deit_mix')
 
 
 @MODELS.register_module(name='transmix_recipe')
 def transmix_recipe(**kwargs) -> mix.MixSwitch:
     """TransMix: the DeiT switch whose CutMix batches are labelled by class attention."""
-    return _tag(mix.transmix_recipe(**kwargs), 'transmix')
+    return _tag(mix.transmix_recipe(**kwargs), 'transmix_recipe')
 
 
 @MODELS.register_module(name='mixpro_recipe')
 def mixpro_recipe(**kwargs) -> mix.MixSwitch:
     """MixPro: MaskMix + PAL with p 0.5, else the DeiT switch."""
-    return _tag(mix.mixpro_recipe(**kwargs), 'mixpro')
+    return _tag(mix.mixpro_recipe(**kwargs), 'mixpro_recipe')
 
 
 @MODELS.register_module(name='tokenmix_recipe')
 def tokenmix_recipe(teacher=None, **kwargs) -> mix.MixSwitch:
     """TokenMix with p 0.5, else Mixup; ``teacher`` may be a ``CAMTeacher`` config."""
-    return _tag(mix.tokenmix_recipe(teacher=_build(teacher), **kwargs), 'tokenmix')
+    return _tag(mix.tokenmix_recipe(teacher=_build(teacher), **kwargs), 'tokenmix_recipe')

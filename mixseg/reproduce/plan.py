@@ -12,7 +12,7 @@ from mixseg.tables.published import METHOD_TITLES, TABLE_D, TABLES
 from .steps import (ROOT, STALE, Step, config_with_options, final_checkpoint, final_checkpoint_name, launch_command,
                     read_stamp, rel, row_slug, share_fn, stamp_argv)
 
-#: the pretraining methods a table run knows (``--methods``): those of the tables (the one list of their names)
+#: the pretraining methods a table run knows (``--methods``): the papers' (registry: pretrain.mix.methods)
 METHODS = tuple(METHOD_TITLES)
 DEMO_NOTE = 'toy-scale demo: tiny models, generated data'
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pretrain.mix.methods import list_mix_methods, method_title
+
 
 @dataclass(frozen=True)
 class Column:
@@ -41,9 +43,10 @@ def row_key(**kw) -> tuple:
     return tuple(sorted(kw.items()))
 
 
-#: The mixing methods the tables know and their display titles: the one place of the tables that names them
-#: (row order of Tables D and E, row labels, :func:`describe_key`).
-METHOD_TITLES = {'baseline': 'baseline', 'transmix': 'TransMix', 'mixpro': 'MixPro', 'tokenmix': 'TokenMix'}
+#: The papers' mixing methods and their titles, in the papers' row order (Tables D and E), read from the method
+#: registry (pretrain.mix.methods: each method declares itself next to its code); a method of no paper (a user's)
+#: shows as an extra row under its registered title (:func:`with_method`).
+METHOD_TITLES = {m.name: m.title for m in list_mix_methods(papers_only=True)}
 
 
 def with_method(model: str, method) -> str:
@@ -51,7 +54,7 @@ def with_method(model: str, method) -> str:
     method) adds nothing, a method the tables do not know by its own name."""
     if not method or method == 'baseline':
         return model
-    return f'{model} + {METHOD_TITLES.get(str(method), method)}'
+    return f'{model} + {method_title(str(method))}'
 
 
 def describe_key(key: tuple) -> str:

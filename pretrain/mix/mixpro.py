@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import MixedBatch, Mixer, attention_share, paste, random_subsets, sample_beta, smooth_one_hot, token_grid
+from .methods import MixMethod, register_mix_method
 
 __all__ = ['MaskMix', 'random_cells', 'cell_edges', 'progressive_attention_lam', 'ProgressiveAttentionLabel',
            'PAL_LABELS']
@@ -131,6 +132,11 @@ class MaskMix(Mixer):
         detach_alpha: detach PAL's α.
         partner: default 'randperm' as in the official MixPro code.
     """
+
+    #: why a model without a class token cannot be trained with it, and what to use instead
+    CLASS_ATTENTION_NEED = ("MixPro's Progressive Attention Labeling (pal=True) weighs the MaskMix cells by the "
+                            "last block's class-token attention (use pal=False: the area labels of MixPro's "
+                            'released Swin configs)')
     method = 'maskmix'
 
     def __init__(
@@ -225,3 +231,8 @@ class MaskMix(Mixer):
         if self.pal and self.pal_label == 'official':
             out.label_smoothing = 0.  # hard labels: soft-target CE = λ·CE(y_A) + (1-λ)·CE(y_B) (official loss)
         return out
+
+# the method as the planner, tables and figures know it (pretrain.mix.methods)
+register_mix_method(MixMethod(
+    'mixpro', 'MixPro', recipe='mixpro_recipe', needs="the last block's class-token attention (PAL)",
+    paper='MixPro (ICLR 2023)', rank=2))

@@ -6,6 +6,7 @@ import torch
 
 from .base import MixedBatch, Mixer, NoMix
 from .cutmix import CutMix
+from .methods import MixMethod, register_mix_method
 from .mixpro import MaskMix
 from .mixup import Mixup
 from .tokenmix import TokenMix
@@ -208,3 +209,7 @@ def tokenmix_recipe(
         [1. - switch_prob, switch_prob],
         generator=generator,
     )
+
+# the method as the planner, tables and figures know it (pretrain.mix.methods)
+register_mix_method(MixMethod(
+    'baseline', 'baseline', recipe='deit_mix', paper='DeiT (the recipe every paper compares with)', rank=0))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import MixedBatch, Mixer, numpy_rng, paste, random_subsets, upsample_mask
+from .methods import MixMethod, register_mix_method
 
 __all__ = ['TokenMix', 'block_mask', 'random_token_mask', 'normalize_map', 'tokenmix_weights', 'CAMTeacher',
            'CropLabelMaps', 'crop_label_maps', 'official_tokenmix_targets']
@@ -344,6 +345,11 @@ class TokenMix(Mixer):
         box_order: label-map crop geometry, 'xyxy' (correct) or 'official' (the released code's transposed box),
             see :func:`crop_label_maps`.
     """
+
+    #: why a model without a class token cannot be trained with it, and what to use instead
+    CLASS_ATTENTION_NEED = ("TokenMix with source='attention' takes the activation maps from the class-token "
+                            "attention on the clean images (use source='teacher' with a CAMTeacher or label maps, "
+                            "or source='area')")
     method = 'tokenmix'
 
     def __init__(
@@ -442,3 +448,9 @@ class TokenMix(Mixer):
             mixed, labels, partner, token_mask, lam_area, needs=self.needs, label_fn=self._label,
             activation=activation,
             target_fn=official_tokenmix_targets if self.smoothing_rule == 'official' else None)
+
+# the method as the planner, tables and figures know it (pretrain.mix.methods)
+register_mix_method(MixMethod(
+    'tokenmix', 'TokenMix', recipe='tokenmix_recipe',
+    needs="a teacher's activation maps (label maps) or the class-token attention", paper='TokenMix (ECCV 2022)',
+    rank=3))

@@ -6,6 +6,7 @@ import torch
 
 from .base import MixedBatch, attention_share
 from .cutmix import CutMix
+from .methods import MixMethod, register_mix_method
 
 __all__ = ['TransMix', 'transmix_lam']
 
@@ -28,6 +29,10 @@ class TransMix(CutMix):
         label: 'mean' (default, (λ_area + λ_attn)/2) or 'attn' (attention only, paper Eq. 7).
         Other args: see :class:`~pretrain.mix.cutmix.CutMix`.
     """
+
+    #: why a model without a class token cannot be trained with it, and what to use instead
+    CLASS_ATTENTION_NEED = ("TransMix weighs the CutMix box by the last block's class-token attention (use the "
+                            'baseline Mixup/CutMix)')
     method = 'transmix'
 
     def __init__(self, num_classes: int = 1000, alpha: float = 1.0, label: str = 'mean', **kwargs):
@@ -46,3 +51,8 @@ class TransMix(CutMix):
 
     def _make(self, mixed, labels, partner, token_mask, lam_area):
         return self._batch(mixed, labels, partner, token_mask, lam_area, needs=self.needs, label_fn=self._label)
+
+# the method as the planner, tables and figures know it (pretrain.mix.methods)
+register_mix_method(MixMethod(
+    'transmix', 'TransMix', recipe='transmix_recipe', needs="the last block's class-token attention",
+    paper='TransMix (CVPR 2022)', rank=1))

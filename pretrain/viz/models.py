@@ -28,9 +28,14 @@ from mixcore.weights.state_dict import read_weights, strip_prefixes
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # timm's IMAGENET_DEFAULT_*
-# mixer type of a stage-1 config -> the method name the backbone file records (pretrain/mixers.py)
-_RECIPES = {'deit_mix': 'baseline', 'transmix_recipe': 'transmix', 'mixpro_recipe': 'mixpro',
-            'tokenmix_recipe': 'tokenmix', 'NoMix': 'none'}
+
+
+def _method_of_recipe(mixer_type):
+    """The method a stage-1 config's ``model.mixer`` type builds (the recipes of the method registry,
+    :mod:`pretrain.mix.methods`); a single mixer's own name otherwise ('NoMix': none)."""
+    from pretrain.mix.methods import list_mix_methods
+    recipes = {m.recipe: m.name for m in list_mix_methods()}
+    return 'none' if mixer_type == 'NoMix' else recipes.get(mixer_type, mixer_type)
 
 
 @dataclass
@@ -182,7 +187,7 @@ def _from_training_checkpoint(path, obj, arch, img_size, model_kwargs) -> Loaded
     model = _create(arch, size, num_classes, kwargs, path)
     load_strict(model, sd, source=path)
     mixer = mcfg.get('mixer') if isinstance(mcfg.get('mixer'), dict) else {}
-    method = mcfg.get('method') or _RECIPES.get(mixer.get('type'), mixer.get('type')) or 'none'
+    method = mcfg.get('method') or _method_of_recipe(mixer.get('type')) or 'none'
     norm = _test_normalisation(meta['cfg'], path)
     return LoadedModel(model.eval(), path, arch, size, method=method, epochs=meta.get('epoch'),
                        has_head=_has_head(sd), kind='training checkpoint', meta=meta, model_kwargs=kwargs, **norm)
