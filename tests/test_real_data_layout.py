@@ -117,7 +117,7 @@ def test_convert_pascal_context_from_release_mat_files(tmp_path):
                              data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassContext'),
                              ann_file='ImageSets/SegmentationContext/train.txt',
                              pipeline=[dict(type='LoadAnnotations', reduce_zero_label=True),
-                                       dict(type='CheckSegLabels', num_classes=59)]))
+                                       dict(type='mixseg.CheckSegLabels', num_classes=59)]))
     seg = ds[0]['gt_seg_map']
     assert seg[0].tolist() == [255, 0, 1, 58, 255, 255, 0, 23]
 

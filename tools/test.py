@@ -10,4 +10,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 from mixseg.cli.test import main  # noqa: E402
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()   # errors exit through SystemExit; the return value is for in-process callers
