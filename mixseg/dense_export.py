@@ -14,17 +14,10 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
+from .tables.rows import backbone_checkpoint
+
 #: stage-2 backbones this module exports, and their scope
 DENSE_BACKBONES = {'MixsegViT': ('mmseg', 'segmentation'), 'MixsegPVT': ('mmdet', 'detection')}
-
-
-def _pretrained_file(backbone_cfg: Mapping) -> Optional[str]:
-    if backbone_cfg.get('checkpoint'):
-        return backbone_cfg['checkpoint']
-    init = backbone_cfg.get('init_cfg')
-    if isinstance(init, Mapping) and init.get('type') == 'Pretrained':
-        return init.get('checkpoint')
-    return None
 
 
 def _check_backbone_args(checkpoint: str, backbone_cfg: Mapping) -> None:
@@ -60,7 +53,7 @@ def export_dense_checkpoint(checkpoint: str, ckpt: Mapping, cfg: Mapping, out: s
             f'backbone is {" or ".join(DENSE_BACKBONES)}')
     scope, task = DENSE_BACKBONES[btype]
     _check_backbone_args(checkpoint, backbone_cfg)
-    pretrained = _pretrained_file(backbone_cfg)
+    pretrained = backbone_checkpoint(dict(backbone=dict(backbone_cfg)))
     backbone_cfg['checkpoint'] = None
     if isinstance(backbone_cfg.get('init_cfg'), Mapping) and backbone_cfg['init_cfg'].get('type') == 'Pretrained':
         backbone_cfg['init_cfg'] = None
