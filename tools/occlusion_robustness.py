@@ -1,76 +1,13 @@
-#!/usr/bin/env python
 """Robustness to occlusion (the TokenMix paper's Fig. 4, TransMix's occlusion study): top-1 accuracy and the mean
-confidence of the true class as a growing share of the patches (0 to 0.9) is dropped, several models on one plot.
 
-    python tools/occlusion_robustness.py \\
-        --checkpoint work_dirs/demo/pretrain/vit-nano_{baseline,transmix}/epoch_12.pth \\
-        --images data/demo/imagenet/val --out work_dirs/occlusion
-    python tools/occlusion_robustness.py --checkpoint deit_small_patch16_224-cd65a155.pth \\
-        --arch deit_small_patch16_224 --images data/imagenet/val --max-images 5000 --out work_dirs/occlusion
-
-Writes <out>/occlusion.json (the numbers) and <out>/occlusion.png. Dropping needs the classifier: pass training
-checkpoints (<work_dir>/epoch_N.pth) or official timm/DeiT/PVT .pth files with their head (and --arch). A backbone
-file (.safetensors) holds no head and is refused with that reason. A dropped patch is one cell of the model's token
-grid (ViT: its patch; PVT v1: 32 px, its stage-4 grid; --patch to use one size for all) set to the mean colour;
-the cells are drawn from (seed, ratio, image index), the same for every model. Labels are the positions of the
-sorted class folders: their names must be the classes a training checkpoint records (mmengine's dataset_meta),
-their count the head's; images are read as training reads them (EXIF orientation, 16-bit grey).
+The command line of :mod:`mixseg.cli.occlusion_robustness` (``python tools/occlusion_robustness.py --help``).
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
-from mixcore.patches import install as install_patches  # noqa: E402
-install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
 
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--checkpoint', nargs='+', required=True, metavar='FILE',
-                   help='training checkpoints (.pth) or timm/DeiT/PVT .pth files with a classifier head')
-    p.add_argument('--images', required=True, metavar='DIR',
-                   help='validation images in the ImageNet layout DIR/<class>/<image> (sorted class folders = labels)')
-    p.add_argument('--out', required=True, metavar='DIR', help='where occlusion.json and occlusion.png go')
-    p.add_argument('--ratios', type=float, nargs='+', default=None,
-                   help='shares of patches dropped (default 0 0.1 ... 0.9)')
-    p.add_argument('--seed', type=int, default=0, help='seed of the dropped cells (default 0)')
-    p.add_argument('--patch', type=int, default=None,
-                   help='cell size in pixels (default: each model\'s token stride)')
-    p.add_argument('--max-images', type=int, default=None, help='evaluate this many images, spread evenly')
-    p.add_argument('--batch-size', type=int, default=32, help='images per forward pass (default 32)')
-    p.add_argument('--workers', type=int, default=0, help='data-loading processes (default 0: in the main one)')
-    p.add_argument('--arch', help='timm model name, for .pth files without metadata (official DeiT/PVT weights)')
-    p.add_argument('--img-size', type=int, help='input size (default: the one each file records; else 224)')
-    p.add_argument('--crop-pct', type=float, default=0.875, help='centre-crop share of the resized image (timm eval)')
-    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    import torch
-
-    from mixcore.weights.errors import CheckpointError
-    from pretrain.viz.models import load_model
-    from pretrain.viz.occlusion import RATIOS, occlusion_robustness
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    ratios = tuple(args.ratios) if args.ratios else RATIOS
-    if any(not 0 <= r < 1 for r in ratios):
-        raise SystemExit(f'error: --ratios must lie in [0, 1), got {list(ratios)}')
-    try:
-        models = [load_model(f, arch=args.arch, img_size=args.img_size, need_head=True) for f in args.checkpoint]
-        json_path, png = occlusion_robustness(
-            models, args.images, args.out, ratios=ratios, seed=args.seed, patch=args.patch,
-            batch_size=args.batch_size, workers=args.workers, max_images=args.max_images, crop_pct=args.crop_pct,
-            progress=not args.no_progress)
-    except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
-        raise SystemExit(f'error: {e}')
-    print(f'wrote {json_path}\nwrote {png}')
-    return json_path, png
-
+from mixseg.cli.occlusion_robustness import main  # noqa: E402
 
 if __name__ == '__main__':
-    main()
+    main()   # errors exit through SystemExit; the return value is for in-process callers

@@ -1,12 +1,14 @@
 """The command lines the reproduction runs inside its worker processes, as library code: ``main(argv)`` and
-``parse_args(argv)`` of :mod:`.train`, :mod:`.test`, :mod:`.make_label_maps`, :mod:`.robustness` and
-:mod:`.reproduce`. ``tools/<name>.py`` is each one's script (a few lines: ``sys.exit(main())``). Importing a module
+``parse_args(argv)`` of :mod:`.train`, :mod:`.test`, :mod:`.make_label_maps`, :mod:`.robustness`,
+:mod:`.reproduce` and the figure commands (:mod:`.visualize_attention`, :mod:`.occlusion_robustness`,
+:mod:`.visualize_mix`). ``tools/<name>.py`` is each one's script (a few lines calling ``main()``). Importing a module
 here changes nothing global; ``main`` installs the patches (:func:`mixcore.patches.install`) where it needs them.
 """
 import importlib
 
 #: the tools whose main a plan's step may run in-process (``Step.script``)
-COMMANDS = ('train', 'test', 'make_label_maps', 'robustness', 'reproduce')
+COMMANDS = ('train', 'test', 'make_label_maps', 'robustness', 'reproduce', 'visualize_attention',
+            'occlusion_robustness', 'visualize_mix')
 
 
 def command(name: str):

@@ -16,8 +16,6 @@ its weights) and the settings: resuming with another teacher, --topk, --map-size
 import argparse
 import json
 import sys
-from pathlib import Path
-
 
 
 def parse_args(argv=None):

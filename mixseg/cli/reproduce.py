@@ -65,9 +65,9 @@ import sys
 from pathlib import Path
 
 
-from mixseg.reproduce import DEMO_SCHEDULE, METHODS, parse_demo_schedule, reproduce  # noqa: E402
-from mixseg.reproduce.slurm import CPUS_PER_CPU_TASK, CPUS_PER_GPU  # noqa: E402
-from mixseg.tables.published import TABLES  # noqa: E402
+from mixseg.reproduce import DEMO_SCHEDULE, METHODS, parse_demo_schedule, reproduce
+from mixseg.reproduce.slurm import CPUS_PER_CPU_TASK, CPUS_PER_GPU
+from mixseg.tables.published import TABLES
 
 
 def parse_args(argv=None):

@@ -18,8 +18,6 @@ being the label space). CKPT: a training checkpoint (<work_dir>/epoch_N.pth) or 
 with its head (--arch).
 """
 import argparse
-import sys
-from pathlib import Path
 
 
 BENCHMARKS = ('occlusion', 'shuffle', 'imagenet-a', 'imagenet-r', 'imagenet-o')

@@ -15,19 +15,18 @@ are read from the config stored in a local checkpoint and applied first; this co
 """
 import argparse
 import os.path as osp
-import sys
 
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
-from mixcore.patches import install as install_patches  # noqa: E402
-from mixcore.weights.errors import CheckpointError  # noqa: E402
-from mixcore import gpu  # noqa: E402
-from mixcore.runtime import enable_tta, load_config, setup_cpu_distributed, write_results  # noqa: E402
-from mixseg.data_roots import check_data_roots  # noqa: E402
-from mixcore.provenance import result_setup  # noqa: E402
-from mixseg.run_preparation import prepare_testing  # noqa: E402
-from mixcore.training_overrides import apply_training_overrides  # noqa: E402
+from mixcore.patches import install as install_patches
+from mixcore.weights.errors import CheckpointError
+from mixcore import gpu
+from mixcore.runtime import enable_tta, load_config, setup_cpu_distributed, write_results
+from mixseg.data_roots import check_data_roots
+from mixcore.provenance import result_setup
+from mixseg.run_preparation import prepare_testing
+from mixcore.training_overrides import apply_training_overrides
 
 
 def parse_args(argv=None):

@@ -16,22 +16,20 @@ and interval with it; a loop that disagrees with its schedulers is an error (mix
 """
 import argparse
 import contextlib
-import os.path as osp
-import sys
 
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
-from mixcore.patches import install as install_patches  # noqa: E402
-from mixcore.atomic_write import DiskFullError  # noqa: E402
-from mixcore.weights.errors import CheckpointError  # noqa: E402
-from mixcore.runtime import (add_default_hooks, enable_amp, install_atomic_checkpoints,  # noqa: E402
+from mixcore.patches import install as install_patches
+from mixcore.atomic_write import DiskFullError
+from mixcore.weights.errors import CheckpointError
+from mixcore.runtime import (add_default_hooks, enable_amp, install_atomic_checkpoints,
                            load_config, make_reproducible, setup_cpu_distributed)
-from mixseg.data_roots import check_data_roots  # noqa: E402
-from mixseg.run_preparation import claim_run_work_dir, prepare_training  # noqa: E402
-from mixcore.schedule import ScheduleLength, prepare_runner  # noqa: E402
-from mixcore.workdir import exit_on_sigterm  # noqa: E402
-from mixcore import gpu  # noqa: E402
+from mixseg.data_roots import check_data_roots
+from mixseg.run_preparation import claim_run_work_dir, prepare_training
+from mixcore.schedule import ScheduleLength, prepare_runner
+from mixcore.workdir import exit_on_sigterm
+from mixcore import gpu
 
 
 def parse_args(argv=None):
