@@ -54,6 +54,18 @@ def setup_cpu_distributed(cfg, launcher: str) -> None:
     cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
 
 
+
+def end_distributed() -> None:
+    """Leave the process group cleanly once a run has finished on every rank: a barrier, so no rank exits while
+    another still talks to it (rank 0 saving the last checkpoint), then ``destroy_process_group``. mmengine never
+    destroys the group; a rank whose interpreter exits with gloo's threads still running aborts ("terminate called
+    without an active exception", SIGABRT) and torchrun reports the whole run failed. Only on success: after an
+    error the other ranks may never reach the barrier."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
 def load_config(args, before_options=None):
     """The config as both tools start from it: ``args.config`` with ``--cfg-options``, ``--data-root``,
     ``--launcher`` and the work dir (``--work-dir``, the config's, or ``./work_dirs/<config name>``).

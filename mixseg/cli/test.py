@@ -22,7 +22,7 @@ from mmengine.config import DictAction
 from mixcore.patches import install as install_patches
 from mixcore.weights.errors import CheckpointError
 from mixcore import gpu
-from mixcore.runtime import enable_tta, load_config, setup_cpu_distributed, write_results
+from mixcore.runtime import enable_tta, end_distributed, load_config, setup_cpu_distributed, write_results
 from mixseg.data_roots import check_data_roots
 from mixcore.provenance import result_setup
 from mixseg.run_preparation import prepare_testing
@@ -80,6 +80,7 @@ def main(argv=None):
         out = write_results(cfg.work_dir, tag, config=args.config, checkpoint=args.checkpoint, tta=args.tta,
                             metrics=metrics, table_row=table_row, setup=result_setup(args.checkpoint, cfg, runner))
         print(f'results written to {out}')
+    end_distributed()  # every rank done before any leaves (else gloo aborts a rank at exit)
     return metrics
 
 

@@ -24,7 +24,8 @@ from mixcore.patches import install as install_patches
 from mixcore.atomic_write import DiskFullError
 from mixcore.weights.errors import CheckpointError
 from mixcore.runtime import (add_default_hooks, enable_amp, install_atomic_checkpoints,
-                           load_config, make_reproducible, setup_cpu_distributed)
+                           end_distributed, load_config, make_reproducible,
+                           setup_cpu_distributed)
 from mixseg.data_roots import check_data_roots
 from mixseg.run_preparation import claim_run_work_dir, prepare_training
 from mixcore.schedule import ScheduleLength, prepare_runner
@@ -167,6 +168,7 @@ def _main(argv, held):
         runner.train()
     except (CheckpointError, DiskFullError) as e:  # a weight file refused or not fitting, a full disk (file named)
         raise SystemExit(f'error: {e}') from e
+    end_distributed()  # every rank done before any leaves (else gloo aborts a rank at exit)
 
 
 if __name__ == '__main__':
