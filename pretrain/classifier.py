@@ -16,6 +16,7 @@ from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
 
 import pretrain.models  # noqa: F401  (registers PVT v1 with timm)
 from pretrain.models.class_attention import ClassAttentionProbe, has_class_token, token_stride
+from pretrain.mix.methods import method_of_recipe
 
 from . import mixers  # noqa: F401  (the mixers a config names)
 from .registry import MODELS
@@ -164,8 +165,11 @@ class MixClassifier(BaseModel):
         if self.img_size[0] % self.patch_size or self.img_size[1] % self.patch_size:
             raise ValueError(f'img_size {self.img_size} is not divisible by the {self.patch_size}-px token stride of '
                              f'{arch}')
+        recipe_method = method_of_recipe(mixer.get('type')) if isinstance(mixer, dict) else None
         self.mixer = self._build_mixer(mixer, label_smoothing)
-        self.method = method or getattr(self.mixer, 'recipe', None) or getattr(self.mixer, 'method', 'none')
+        # the method of the registry whose recipe the config names (a user's method too), else what the mixer says
+        self.method = (method or recipe_method or getattr(self.mixer, 'recipe', None)
+                       or getattr(self.mixer, 'method', 'none'))
         self._check_mixer_fits_model()
         self.loss_fn = MODELS.build(loss or dict(type='SoftTargetCrossEntropy'))
 

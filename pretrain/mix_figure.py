@@ -2,7 +2,8 @@
 
 Each row is one mixed sample: the image (A), its partner (B, another class), the mixed image with the pasted token
 region outlined, and the attention the label is built from (the class attention of the mixed image; for TokenMix
-the clean-image maps of the tokens each image keeps), with λ and the label weights of that very sample.
+the clean-image maps of the tokens each image keeps), with λ and the label weights of that very sample. A method of
+your own (its method config: :mod:`pretrain.method_config`) is drawn the same way, as ``<name>.png``.
 """
 from __future__ import annotations
 
@@ -139,7 +140,9 @@ def draw(method, x, labels, classes, mixed, label_map, w_self, w_partner, rows, 
     return out
 
 
-def lam_note(mixed, per_sample: bool) -> str:
+def lam_note(mixed, per_sample: bool, own: bool = False) -> str:
+    if own:
+        return 'the draws of its method config'
     if mixed.method == 'tokenmix':
         return ('one block mask per sample' if per_sample else 'one block mask for the batch (official)') + \
             ', λ = 0.5 of the tokens'
@@ -151,9 +154,11 @@ def lam_note(mixed, per_sample: bool) -> str:
 
 @torch.no_grad()
 def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 3, methods=METHODS, seed: int = 0,
-                  per_sample: bool = True, crop_pct: float = 0.875, log=print) -> list[Path]:
+                  per_sample: bool = True, crop_pct: float = 0.875, extra_methods=None, log=print) -> list[Path]:
     """Write ``out_dir/<method>.png`` for each method with ``loaded``'s class attention (random-init model: said
-    in every figure)."""
+    in every figure); ``extra_methods``: ``{name: MethodConfig}`` of methods of your own, drawn after them."""
+    from pretrain.method_config import build_method_mixer
+    from pretrain.mix.methods import method_title
     g = torch.Generator().manual_seed(seed)
     size = loaded.img_size[0]
     if loaded.img_size[0] != loaded.img_size[1]:
@@ -175,9 +180,16 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
         if loaded.has_head and not use_logits:
             source += f' (its {loaded.num_classes} classes are not the {num_classes} class folders)'
     written = []
-    for method in methods:
+    own = dict(extra_methods or {})
+    for method in (*methods, *own):
         pal = method == 'maskmix' and use_logits
-        mixer = build_mixer(method, num_classes, probe.patch_size, grid, g, per_sample, pal)
+        if method in own:   # as the classifier builds it; its draws from this figure's seeded generator
+            mixer = build_method_mixer(own[method], num_classes, probe.patch_size)
+            for m in [mixer, *getattr(mixer, 'mixers', ())]:
+                if hasattr(m, 'generator'):
+                    m.generator = g
+        else:
+            mixer = build_mixer(method, num_classes, probe.patch_size, grid, g, per_sample, pal)
         mixed = mixer(x, labels)
         logits, attn = probe(normalize(mixed.images, loaded))
         if 'clean_attn' in mixed.needs:
@@ -189,10 +201,11 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
         else:
             w_self, w_partner = mixed.label_weights(attn=attn, logits=logits if use_logits else None)
             label_map = attn
-        note = f'{lam_note(mixed, per_sample)}; {source}'
+        note = f'{lam_note(mixed, per_sample, own=method in own)}; {source}'
         if method == 'maskmix' and not pal:
             note += '\n(no classifier head for these classes: MaskMix labelled by area, PAL needs the logits)'
-        path = draw(method, x, labels, classes, mixed, label_map.view(-1, *grid), w_self, w_partner, rows,
+        title = f'{method_title(method)} (method config {own[method].path.name})' if method in own else method
+        path = draw(title, x, labels, classes, mixed, label_map.view(-1, *grid), w_self, w_partner, rows,
                     Path(out_dir) / f'{method}.png', note)
         written.append(path)
         log(f'{method:<9} -> {path}  λ_area={[round(float(v), 3) for v in mixed.lam_area[:rows]]}  '

@@ -44,7 +44,7 @@ def build_mix_switch(mixers: Sequence, probs: Sequence[float], num_classes: Opti
 def _tag(mixer, recipe: str):
     """Tag a recipe's mixer with the method it builds (the backbone file's ``method``), as the method registry
     (:mod:`pretrain.mix.methods`) pairs them."""
-    mixer.recipe = next(m.name for m in mix.list_mix_methods() if m.recipe == recipe)
+    mixer.recipe = mix.method_of_recipe(recipe)
     return mixer
 
 

@@ -16,6 +16,9 @@ warm-up rounds; the table gives the median step time and its ratio to CutMix. Co
                     probe off
     tokenmix-attn   TokenMix with the model's own class attention on the clean images (OpenMixup's substitute: an
                     extra no-grad forward) as the source
+    NAME            ``--method NAME=CONFIG``: a method of your own (or a paper's recipe) from its method config
+                    (configs/_base_/methods/, README "Your own mixing method"), built as the classifier builds it;
+                    probe on when its batches need attention
 
 Example:
     python tools/benchmark_mix.py --model deit_small_patch16_224 --batch 16 --img-size 224 --rounds 5
@@ -53,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument('--amp', nargs='?', const='bf16', choices=['bf16', 'fp16'], default=None,
                    help='autocast: bf16 (default with the bare flag) or fp16 (timing only: no loss scaling)')
     p.add_argument('--only', nargs='+', default=None, help='subset of configurations (cutmix is always kept)')
+    p.add_argument('--method', action='append', default=[], metavar='NAME=CONFIG',
+                   help='also time a mixing method from its method config (e.g. transmix=configs/_base_/methods/'
+                        'transmix.py, or one of your own); repeatable')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--map-size', type=int, default=14, help='label-map grid of the tokenmix row (H = W)')
     p.add_argument('--map-topk', type=int, default=5, help='classes per location of the tokenmix row\'s maps')
@@ -70,6 +76,22 @@ def build_configs(num_classes, patch_size, generator, input_unit=None):
         'tokenmix': (TokenMix(source='label_maps', **common), False),
         'tokenmix-attn': (TokenMix(source='attention', **common), True),
     }
+
+
+def method_configs(items, num_classes, patch_size, input_unit, taken) -> dict:
+    """``--method NAME=CONFIG`` as benchmark configurations: (mixer, probe on when its batches need attention)."""
+    from pretrain.method_config import build_method_mixer, parse_method_options
+    try:
+        methods = parse_method_options(items)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}')
+    out = {}
+    for name, method in methods.items():
+        if name in taken:
+            raise SystemExit(f'error: --method {name}=...: {name!r} is a built-in configuration; pick another name')
+        mixer = build_method_mixer(method, num_classes, patch_size, input_unit)
+        out[name] = (mixer, bool(getattr(mixer, 'needs', frozenset()) & {'attn', 'clean_attn'}))
+    return out
 
 
 def random_label_maps(batch, num_classes, size, topk, device, generator):
@@ -108,6 +130,8 @@ def main(argv=None):
                                    torch.Generator().manual_seed(args.seed))
     if args.only:
         configs = {k: v for k, v in configs.items() if k in set(args.only) | {'cutmix'}}
+    configs.update(method_configs(args.method, args.num_classes, probe.patch_size,
+                                  finest_stride(model, probe.patch_size), configs))
 
     def sync():
         if device.type == 'cuda':

@@ -16,9 +16,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
-# EMA of the weights (TransMix's official configs: decay 0.99996 = mmengine momentum 4e-5). Off by default;
-# a config turns it on with `use_ema = True` and
-#   custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
+# EMA of the weights (TransMix's official configs: decay 0.99996 = mmengine momentum 4e-5; facebookresearch/deit and
+# xcit main.py keep one by default too). Off in the common protocol; a leaf config turns it on with
+#   custom_hooks = [dict(type='BackboneExportHook'), _base_.ema_hook]
 # With EMA on, validation and the exported backbone file use the EMA weights.
 ema_hook = dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=4e-5, update_buffers=True,
                 priority='ABOVE_NORMAL')

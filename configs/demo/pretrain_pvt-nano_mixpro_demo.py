@@ -1,10 +1,7 @@
 _base_ = [
-    '../_base_/models/pvt-nano.py', '../_base_/datasets/imagenet_demo_128.py',
+    '../_base_/models/pvt-nano.py', '../_base_/methods/mixpro.py',
+    '../_base_/datasets/imagenet_demo_128.py',
     '../_base_/schedules/imagenet_demo_adamw.py', '../_base_/pretrain_demo_runtime.py',
 ]
-# The MixPro mixer of configs/pretrain/*_mixpro_*.py on a tiny model and the demo ImageNet tree.
-model = dict(mixer=dict(type='mixpro_recipe', maskmix_prob=0.5, pal=True, mixup_alpha=0.8, cutmix_alpha=1.0,
-                        switch_prob=0.5, label_smoothing=0.1))
-
-use_ema = False  # True: EMA of the weights, used for validation and the exported backbone
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
+# MixPro (configs/_base_/methods/mixpro.py) on the tiny pvt-nano and the demo ImageNet tree.
+model = dict(mixer=_base_.mixer)

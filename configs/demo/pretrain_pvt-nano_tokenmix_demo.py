@@ -19,6 +19,3 @@ model = dict(
 # does it: tools/reproduce.py --demo, step 'label-maps'); another folder: train_dataloader.dataset.label_map_root=DIR
 train_dataloader = dict(dataset=dict(type='ImageNetFolderWithLabelMaps',
                                      label_map_root='work_dirs/demo/label_maps/vit-nano_baseline'))
-
-use_ema = False  # True: EMA of the weights, used for validation and the exported backbone
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])

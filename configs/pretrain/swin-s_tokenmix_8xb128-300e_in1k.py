@@ -1,22 +1,13 @@
 _base_ = [
-    '../_base_/models/swin-s.py', '../_base_/datasets/imagenet_bs128_swin.py',
+    '../_base_/models/swin-s.py', '../_base_/methods/tokenmix.py',
+    '../_base_/datasets/imagenet_bs128_swin.py',
     '../_base_/schedules/imagenet_adamw_300e_swin.py', '../_base_/default_runtime.py',
 ]
-# TokenMix (ECCV 2022) on Swin: token block masks (λ = 0.5, blocks ≥ 14 tokens) on Swin's 7×7 last-stage grid with
-# p 0.5 else Mixup; label weights = mass of each image's ground-truth activation map it keeps. BCE (paper
-# Table 11). Swin has no class token: the labels come from teacher label maps (below), never from attention.
-# (Official TokenMix: a 14×14 grid of 16-px tokens for every model; here the grid is Swin's own 32-px one.)
-# Label maps (the paper's label source, as every TokenMix config): the teacher's dense map of each training image,
-# cropped with the image and resized to this model's token grid (pretrain/label_map_data.py; maps in the TokenLabeling
-# format, _base_/datasets/imagenet_bs128_label-maps.py says where they come from). source='attention' (the model's own
-# class attention, OpenMixup's substitute, CaiT/XCiT only) and source='teacher' (a local CAMTeacher run each step)
-# are options.
+# swin-s pretrained with TokenMix, common protocol (README "Recipes").
+# On Swin: blocks on the 7×7 last-stage grid of 32-px tokens (official TokenMix: a 14×14 grid of 16-px tokens
+# for every model); no class token, so the labels come from the label maps, never from attention.
+# TokenMix reads teacher label maps (the paper's source; _base_/datasets/imagenet_bs128_label-maps.py says where
+# they come from); this model's data base has none, so the leaf names the folder.
 label_map_root = 'data/imagenet/label_top5_train_nfnet'
 train_dataloader = dict(dataset=dict(type='ImageNetFolderWithLabelMaps', label_map_root=label_map_root))
-model = dict(
-    mixer=dict(type='tokenmix_recipe', mask_ratio=0.5, switch_prob=0.5, mixup_alpha=0.8, source='label_maps',
-               variant='paper', label_smoothing=0.1),
-    loss=dict(type='BinaryCrossEntropy', smoothing=0.0))
-
-use_ema = False  # True: EMA of the weights (decay 0.99996), used for validation and the exported backbone
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
+model = dict(mixer=_base_.mixer, loss=_base_.loss)

@@ -7,6 +7,7 @@
     python tools/reproduce.py A --submit [--partition P]   # Slurm: one sbatch job per step, then return
     python tools/reproduce.py A --status                   # their states; the tables once results exist
     python tools/reproduce.py A --demo --methods baseline --submit --partition cpu   # the chain on CPU jobs
+    python tools/reproduce.py A B C D --method mymix=my_methods/mymix_config.py   # a method of your own: extra rows
 
 Tables (mixseg.tables.published.TABLES; the reference rows are quoted, not run):
   A  Pascal Context 59, DeiT-S, linear and Segmenter mask decoders × baseline / TransMix / MixPro, mIoU, +MS
@@ -18,6 +19,12 @@ Tables (mixseg.tables.published.TABLES; the reference rows are quoted, not run):
   E  robustness of the DeiT-S pretrainings (baseline / TransMix / MixPro / TokenMix): tools/robustness.py on each
      pretraining's final training checkpoint — ImageNet-A/-R top-1, ImageNet-O AUPR/AUROC, occlusion, patch
      shuffling (data/imagenet-{a,r,o}, data/imagenet/val; --demo: generated folders); curves in tables_E_curves.png.
+
+A method of your own (``--method NAME=CONFIG``, CONFIG a method config as ``configs/_base_/methods/*.py``, whose
+``mixer_imports`` register the method): every table gets one more row per baseline row (published cells empty),
+pretrained with the baseline recipe of the row's model and the method's mixer (a config generated into
+``<work root>/configs/<name>-<hash>/``), then transferred and tested as the other rows; with ``--figures`` it is
+drawn beside the papers' mixers. Its modules must be importable where the steps run (PYTHONPATH).
 
 Per row: (1) pretraining ``configs/pretrain/<model>_<method>_<G>xb<B>-<E>e_in1k.py`` → ``backbone.safetensors``
 (or a file given with ``--backbone``; one pretraining serves every row and table that needs it); (2) the row's
@@ -75,6 +82,11 @@ def parse_args(argv=None):
     p.add_argument('tables', nargs='+', type=str.upper, choices=sorted(TABLES) + ['ALL'], metavar='TABLE',
                    help=f'{", ".join(sorted(TABLES))} (or ALL)')
     p.add_argument('--methods', nargs='+', choices=METHODS, help='only the rows of these pretraining methods')
+    p.add_argument('--method', action='append', default=[], metavar='NAME=CONFIG',
+                   help='a mixing method the papers do not have, from its method config (like configs/_base_/methods/'
+                        '*.py; README "Your own mixing method"): one more row per baseline row of every table, '
+                        'pretrained with that model\'s baseline recipe and this mixer (and in the figures); '
+                        'repeatable')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default=None,
                    help='default: pytorch (dist_train.sh), with --demo: none (inside this process)')
     p.add_argument('--gpus', type=int, default=None,
@@ -146,8 +158,13 @@ def parse_args(argv=None):
             p.error('--tensorboard needs the tensorboard package: pip install tensorboard')
     try:
         args.demo_schedule = parse_demo_schedule(args.demo_schedule)
+        from pretrain.method_config import parse_method_options
+        args.extra_methods = parse_method_options(args.method)   # imports their modules: titles in the tables
     except ValueError as e:
         p.error(str(e))
+    clash = sorted(set(args.extra_methods) & set(METHODS))
+    if clash:
+        p.error(f'--method {clash[0]}=...: the papers\' methods have their own configs (use --methods {clash[0]})')
     return args
 
 

@@ -12,13 +12,13 @@ TokenMix the clean-image maps of the tokens each image keeps), with that sample'
 With --checkpoint the architecture, model arguments and image size come from the file (backbone file metadata, or
 the config stored in a training checkpoint, read as data); --model/--img-size override them. Without a checkpoint
 the model is random-init and every figure says that its attention is meaningless (regions, masks and the
-bookkeeping of the label weights are still right).
+bookkeeping of the label weights are still right). ``--method NAME=CONFIG`` also draws a method of your own.
 """
 import argparse
 
 from mixcore.patches import install as install_patches
 
-METHODS = ('mixup', 'cutmix', 'transmix', 'maskmix', 'tokenmix')
+from pretrain.mix_figure import METHODS
 
 
 def parse_args(argv=None):
@@ -37,6 +37,9 @@ def parse_args(argv=None):
                    help='input size (default: from the checkpoint; 224 without one)')
     p.add_argument('--rows', type=int, default=3, help='mixed samples shown per method (default 3)')
     p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS, help='methods drawn (default all)')
+    p.add_argument('--method', action='append', default=[], metavar='NAME=CONFIG',
+                   help='also draw a mixing method of your own from its method config (configs/_base_/methods/ has '
+                        'the papers\'; README "Your own mixing method"), as <NAME>.png; repeatable')
     p.add_argument('--per-batch', action='store_true',
                    help='draw one λ (TokenMix: one mask) for the whole batch as the recipes do; default: per sample, '
                         'so that each row shows its own draw')
@@ -55,8 +58,10 @@ def main(argv=None):
             loaded = load_model(args.checkpoint, arch=args.model, img_size=args.img_size)
         else:
             loaded = build_untrained(args.model or 'deit_tiny_patch16_224', args.img_size or 224, num_classes=0)
+        from pretrain.method_config import parse_method_options
+        own = parse_method_options(args.method)
         return visualize_mix(loaded, args.out, images_dir=args.images, rows=args.rows, methods=args.methods,
-                             seed=args.seed, per_sample=not args.per_batch)
+                             seed=args.seed, per_sample=not args.per_batch, extra_methods=own)
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f'error: {e}')
 

@@ -7,7 +7,7 @@ Per demo model (its pretrainings, one per method), three steps that run the figu
 * ``figures/occlusion/<model>/`` — ``tools/occlusion_robustness.py`` on every method's final training checkpoint
   (the backbone file has no classifier head): ``occlusion.png``, ``occlusion.json``,
 * ``figures/mix/<model>/`` — ``tools/visualize_mix.py`` with the model's TransMix checkpoint (else the first method
-  there is): ``<mixing method>.png``.
+  there is): ``<mixing method>.png``, also for the methods of ``--method`` (``<name>.png``).
 
 They depend on the model's pretraining steps, are redrawn when those start over, and skipped when done.
 """
@@ -19,13 +19,17 @@ from typing import Callable
 from .steps import Step, rel
 
 FIGURES = 'figures'
-MIX_METHODS = ('mixup', 'cutmix', 'transmix', 'maskmix', 'tokenmix')   # tools/visualize_mix.py METHODS
 NUM_IMAGES = 3
 
 
-def figure_steps(pretrains: dict, work_root: Path, images_dir: Path, stamped: Callable, deps_extra=()) -> list[Step]:
+def figure_steps(pretrains: dict, work_root: Path, images_dir: Path, stamped: Callable, deps_extra=(),
+                 methods=None) -> list[Step]:
     """``pretrains``: ``{model: {method: (pretrain step index or None, backbone file, final checkpoint or None)}}``;
-    ``stamped(stamp, argv, deps)``: the plan's stamp fields. Returns the steps (not yet added to the plan)."""
+    ``stamped(stamp, argv, deps)``: the plan's stamp fields; ``methods``: ``{name: method config}`` drawn by the mix
+    figure besides the papers' mixers. Returns the steps (not yet added to the plan)."""
+    from pretrain.mix_figure import METHODS as MIX_METHODS
+    methods = dict(methods or {})
+    extra = [a for name, path in methods.items() for a in ('--method', f'{name}={rel(path)}')]
     out_root = Path(work_root) / FIGURES
     steps = []
     for model, runs in pretrains.items():
@@ -50,8 +54,8 @@ def figure_steps(pretrains: dict, work_root: Path, images_dir: Path, stamped: Ca
                 [out / 'occlusion.json', out / 'occlusion.png'], out)
         _, backbone, ckpt = runs.get('transmix') or next(iter(runs.values()))
         out = out_root / 'mix' / model
-        add('mix', 'visualize_mix', ['--checkpoint', rel(ckpt or backbone), *images, '--out', rel(out)],
-            [out / f'{m}.png' for m in MIX_METHODS], out)
+        add('mix', 'visualize_mix', ['--checkpoint', rel(ckpt or backbone), *images, '--out', rel(out), *extra],
+            [out / f'{m}.png' for m in (*MIX_METHODS, *methods)], out)
     return steps
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mixseg.tables.published import METHOD_TITLES, TABLE_D, TABLES
+from mixseg.tables.published import METHOD_TITLES, TABLE_D, TABLES, method_rows
 
 from .steps import (ROOT, STALE, Step, config_with_options, final_checkpoint, final_checkpoint_name, launch_command,
                     read_stamp, rel, row_slug, share_fn, stamp_argv)
@@ -207,8 +207,9 @@ class Planner:
     (transfer, tag). :func:`make_plan` drives it row by row."""
 
     def __init__(self, *, demo, work_root, launcher, gpus, partition, backbones, data_root, demo_schedule, amp,
-                 tensorboard):
+                 tensorboard, extra_methods=None):
         self.demo, self.launcher, self.gpus, self.partition = demo, launcher, gpus, partition
+        self.extra_methods = dict(extra_methods or {})   # name -> pretrain.method_config.MethodConfig (--method)
         self.work_root = Path(work_root).resolve()
         self.data_root = Path(data_root or ROOT / 'data/demo').resolve()
         self.backbones = backbones or {}
@@ -265,6 +266,9 @@ class Planner:
     def pretrain_source(self, model: str, method: str, explain: bool = False) -> tuple:
         """(pretraining name, config or None, why it is missing) of a Table D/E row: the demo model's config,
         or ``configs/pretrain/<model>_<method>_*``; ``explain``: say why a model has no config."""
+        if method in self.extra_methods:   # --method: the model's baseline recipe with the method's mixer
+            pmodel, baseline, missing = self.pretrain_source(model, 'baseline', explain)
+            return pmodel, baseline and self.generated_config(baseline, method), missing
         if self.demo:
             dm = DEMO_MODELS[model]
             return dm.name, dm.pretrain.format(method), ''
@@ -273,6 +277,13 @@ class Planner:
         if explain:
             missing += f' ({NO_CONFIG[model]})' if model in NO_CONFIG else ' (not written yet)'
         return model, pconfig, missing
+
+    def generated_config(self, baseline_config: str, method: str) -> str:
+        """The pretraining config of a ``--method`` method: ``baseline_config`` with that method's mixer, written
+        into ``<work root>/configs/`` (:func:`pretrain.method_config.write_pretraining_config`)."""
+        from pretrain.method_config import write_pretraining_config
+        return rel(write_pretraining_config(self.extra_methods[method], ROOT / baseline_config,
+                                            self.work_root / 'configs'))
 
     # -- the steps ----------------------------------------------------------------------------------------
 
@@ -400,12 +411,12 @@ class Planner:
         """Tables A-C: (1) the pretraining, (2) the transfer training, (3) the tests of a row."""
         key = dict(row.key)
         method, task = key['method'], task_of(table, key)
+        pmodel, pconfig, _ = self.pretrain_source(key['model'], method)
         if self.demo:
-            dm = DEMO_MODELS[key['model']]
-            pmodel, pconfig, tconfig = dm.name, dm.pretrain.format(method), demo_config(DEMO_TRANSFER[task.name])
+            tconfig = demo_config(DEMO_TRANSFER[task.name])
         else:
-            pmodel = key['model']
-            pconfig, tconfig = real_configs(table, key)
+            _, tconfig = real_configs(table, key)
+            pconfig = pconfig or pretrain_config(key['model'], method)[1]   # reported as missing below
         for c in (pconfig, tconfig):
             if not (ROOT / c).is_file():
                 raise SystemExit(f'error: config not found: {c} (table {table}, row {" ".join(row.label)})')
@@ -486,8 +497,9 @@ class Planner:
         pretrains: dict = {}
         for (pmodel, method), (i, backbone) in self.pretrain_steps.items():
             pretrains.setdefault(pmodel, {})[method] = (i, backbone, self.pretrain_final.get((pmodel, method)))
+        methods = {name: mc.path for name, mc in self.extra_methods.items()}
         for s in figure_steps(pretrains, self.work_root, self.data_root / DATA_ROOTS['imagenet'] / 'val',
-                              self.stamped, [self.data_step]):
+                              self.stamped, [self.data_step], methods=methods):
             self.add(s)
 
 
@@ -516,7 +528,7 @@ def mark_needed(steps: list[Step]) -> None:
 
 def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch', gpus=None, partition=None,
               backbones=None, data_root=None, demo_schedule=None, amp=None, figures=False,
-              tensorboard=False) -> list[Step]:
+              tensorboard=False, extra_methods=None) -> list[Step]:
     """Every step the tables need, in running order, with what is done already and what still is needed.
 
     ``gpus``: GPUs per run (default: each config's paper setting); a training whose total batch then differs
@@ -524,12 +536,17 @@ def make_plan(tables, *, methods=None, demo=False, work_root, launcher='pytorch'
     the config's per-GPU batch) gets ``--auto-scale-lr`` (never with ``demo``). ``amp``: None (fp32), ''
     (``--amp``: the best the GPU has), 'fp16' or 'bf16', passed to every training. ``figures`` (demo): also the
     figure steps of every pretrained demo model (:mod:`.figures`); ``tensorboard``: every training writes
-    TensorBoard curves too (``tensorboard=True``, not part of the stamps)."""
+    TensorBoard curves too (``tensorboard=True``, not part of the stamps). ``extra_methods``: ``{name:
+    pretrain.method_config.MethodConfig}`` of methods the papers do not have (``--method NAME=CONFIG``): each gets
+    a row next to every baseline row of the tables (:func:`mixseg.tables.published.method_rows`), pretrained with
+    the baseline recipe of the row's model and the method's mixer."""
+    extra_methods = dict(extra_methods or {})
     plan = Planner(demo=demo, work_root=work_root, launcher=launcher, gpus=gpus, partition=partition,
                    backbones=backbones, data_root=data_root, demo_schedule=demo_schedule, amp=amp,
-                   tensorboard=tensorboard)
+                   tensorboard=tensorboard, extra_methods=extra_methods)
     rows = [(t, r) for t in tables for r in TABLES[t].rows if not r.reference
             and (not methods or dict(r.key)['method'] in methods)]
+    rows += [(t, r) for name in extra_methods for t in tables for r in method_rows(TABLES[t], name)]
     if not rows:
         raise SystemExit('error: no table row to run (check --methods)')
     if demo:

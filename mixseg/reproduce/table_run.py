@@ -15,9 +15,13 @@ from .runner import run_plan
 from .steps import ROOT, parse_backbones, rel
 
 
-def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, out=print, plot_note: str = ''):
+def finish_tables(tables, work_root: Path, note: str = '', write: bool = True, out=print, plot_note: str = '',
+                  methods=()):
+    """Render the tables of ``work_root`` (``methods``: the ``--method`` methods, a row each where the table has a
+    baseline row), write ``tables.md`` and ``tables.png``; (the results, the paper cells without a result)."""
     # (a work root that does not exist yet, as in a first dry run, is no reason for a warning)
-    col, text = render_tables([work_root] if work_root.is_dir() else [], tables, 'md', note, warn=out)
+    col, text = render_tables([work_root] if work_root.is_dir() else [], tables, 'md', note, warn=out,
+                              methods=methods)
     out('\n' + text)
     missing = {t: missing_cells(TABLES[t], col) for t in tables}
     if write and work_root.is_dir():
@@ -47,7 +51,8 @@ def plan_of(args, out=print) -> list:
                       launcher=args.launcher, gpus=1 if args.gpus == 0 else args.gpus, partition=args.partition,
                       backbones=parse_backbones(args.backbone), data_root=args.data_root,
                       demo_schedule=args.demo_schedule, amp=amp_option(args),
-                      figures=getattr(args, 'figures', False), tensorboard=getattr(args, 'tensorboard', False))
+                      figures=getattr(args, 'figures', False), tensorboard=getattr(args, 'tensorboard', False),
+                      extra_methods=getattr(args, 'extra_methods', None))
     scaled = [s for s in steps if s.needed and '--auto-scale-lr' in s.argv]
     if scaled:
         out(f'note: {len(scaled)} training(s) run with another total batch than their paper\'s (GPUs × per-GPU '
@@ -71,7 +76,8 @@ def reproduce(args, out=print) -> int:
                       threads=args.threads, keep_going=args.keep_going, out=out)
     note = demo_note(args.tables) if args.demo else ''
     _, missing = finish_tables(args.tables, args.work_root, note, write=not args.dry_run, out=out,
-                               plot_note=DEMO_NOTE if args.demo else '')
+                               plot_note=DEMO_NOTE if args.demo else '',
+                               methods=list(getattr(args, 'extra_methods', ())))
     if not args.dry_run and any(s.kind == 'figure' for s in steps):
         from .figures import list_figures
         figs = list_figures(args.work_root)
@@ -101,7 +107,7 @@ def _submitted(args, steps: list, out) -> int:
         out(f'error: {e}')
         return 1
     finish_tables(args.tables, args.work_root, demo_note(args.tables) if args.demo else '',
-                  write=not args.dry_run, out=out)
+                  write=not args.dry_run, out=out, methods=list(getattr(args, 'extra_methods', ())))
     if failed:
         out(f'\n{len(failed)} step(s) failed or cannot run: ' + ', '.join(s.name for s in failed))
     if unknown:

@@ -169,3 +169,28 @@ TABLE_E = Table('E', 'Robustness of the pretrained DeiT-S classifiers (TransMix,
                 tuple(Row(row_key(model='deit-s', method=m), ('DeiT-S', METHOD_TITLES[m]), (None,) * len(E_COLUMNS))
                       for m in METHOD_TITLES))
 TABLES[TABLE_E.name] = TABLE_E
+
+
+def method_row(table: Table, key: tuple):
+    """The row of a method of no paper (a user's: ``--method``) in ``table``, made from the table's baseline row with
+    the same other fields: its label with the method's title, published cells empty; None for a paper's method or
+    when the table has no such baseline row."""
+    k = dict(key)
+    base_key = row_key(**dict(k, method='baseline'))
+    base = next((r for r in table.rows if r.key == base_key and not r.reference), None)
+    if base is None or k.get('method') in (None, *METHOD_TITLES):   # (a paper's method: not this kind of row)
+        return None
+    title, base_title = method_title(str(k['method'])), METHOD_TITLES['baseline']
+    if base_title in base.label:   # a method column (D, E): the title there, no paper
+        label = tuple(title if c == base_title else c for c in base.label)
+        label = label[:2] + ('—',) * (len(label) - 2) if table.name == 'D' else label
+    else:                          # the model cell names the method (A, B, C)
+        label = (with_method(base.label[0], k['method']),) + base.label[1:]
+    return Row(key, label, (None,) * len(table.columns), extra=True)
+
+
+def method_rows(table: Table, method: str) -> tuple:
+    """One row of ``method`` (a method the papers do not have) per baseline row of ``table``, in its order."""
+    rows = (method_row(table, row_key(**dict(dict(r.key), method=method))) for r in table.rows
+            if not r.reference and dict(r.key).get('method') == 'baseline')
+    return tuple(r for r in rows if r is not None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .published import E_PUBLISHED_NOTE, TABLES, Row, Table, describe_key, row_key
+from .published import E_PUBLISHED_NOTE, TABLES, Row, Table, describe_key, method_row, method_rows, row_key
 from .results import Collection, Result, collect, metric_value, unmatched
 from .setups import paper_text
 
@@ -36,18 +36,22 @@ class Cell:
         return self.ours - self.published
 
 
-def table_rows(table: Table, col: Collection) -> tuple:
-    """The paper's rows, then an extra row (no published numbers) per result key the table has no row for."""
-    known = {row.key for row in table.rows}
+def table_rows(table: Table, col: Collection, methods=()) -> tuple:
+    """The paper's rows, the rows of ``methods`` (methods of no paper, e.g. ``--method``: one per baseline row, run
+    or not), then an extra row (no published numbers) per result key the table has no row for yet."""
+    planned = tuple(r for m in methods for r in method_rows(table, m))
+    known = {row.key for row in table.rows + planned}
     extra = sorted({key for (t, key, _) in col.results if t == table.name and key not in known}, key=str)
     blank = ('',) * (len(table.label_headers) - 1)
-    return table.rows + tuple(Row(key, (f'{describe_key(key)} (no paper row)', *blank),
-                                  (None,) * len(table.columns), extra=True) for key in extra)
+    # a method the paper has not, on a row the paper has for the baseline: that row's label with the method's title
+    return table.rows + planned + tuple(
+        method_row(table, key) or Row(key, (f'{describe_key(key)} (no paper row)', *blank), (None,) * len(table.columns),
+                                      extra=True) for key in extra)
 
 
-def build_table(table: Table, col: Collection) -> list[tuple[Row, list[Cell]]]:
+def build_table(table: Table, col: Collection, methods=()) -> list[tuple[Row, list[Cell]]]:
     out = []
-    for row in table_rows(table, col):
+    for row in table_rows(table, col, methods):
         cells = []
         for c, pub in zip(table.columns, row.published):
             r = col.results.get((table.name, row.key, c.tag))
@@ -97,8 +101,8 @@ def table_notes(table: Table, col: Collection) -> list[str]:
     return notes
 
 
-def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> str:
-    built = build_table(table, col)
+def render(table: Table, col: Collection, fmt: str = 'md', note: str = '', methods=()) -> str:
+    built = build_table(table, col, methods)
     notes = table_notes(table, col)
     if fmt == 'json':
         return json.dumps(dict(table=table.name, title=table.title, note=note, notes=notes, rows=[
@@ -128,7 +132,7 @@ def render(table: Table, col: Collection, fmt: str = 'md', note: str = '') -> st
 
 
 def render_tables(work_dirs: Iterable[str | Path], tables: Iterable[str], fmt: str = 'md', note: str = '',
-                  warn=None, include_nonstandard: bool = False) -> tuple[Collection, str]:
+                  warn=None, include_nonstandard: bool = False, methods=()) -> tuple[Collection, str]:
     """Collect the results under ``work_dirs`` and render the named tables as one text; every file or work dir
     that :func:`collect` skipped, every result of no paper row and every result left out (not the paper's data
     or schedule, unless ``include_nonstandard``) is reported through ``warn`` (default: a line on stderr)."""
@@ -138,14 +142,14 @@ def render_tables(work_dirs: Iterable[str | Path], tables: Iterable[str], fmt: s
     for path, why in col.skipped:
         say(f'warning: skipped {path}: {why}')
     for r in unmatched(col):
-        if r.table in tables:
+        if r.table in tables and method_row(TABLES[r.table], r.key) is None:   # (a method of no paper: its row)
             say(f'note: not in any table: Table {r.table} has no row {describe_key(r.key)} — {r.path} (shown as '
                 'an extra row)')
     for r in col.left_out:
         if r.table in tables:
             say(f'note: left out of Table {r.table} (not the paper\'s data/schedule; --include-nonstandard shows it): '
                 f'{_where(r)}')
-    texts = [render(TABLES[t], col, fmt, note) for t in tables]
+    texts = [render(TABLES[t], col, fmt, note, methods) for t in tables]
     return col, ('[\n' + ',\n'.join(texts) + '\n]' if fmt == 'json' else '\n\n'.join(texts))
 
 

@@ -49,6 +49,12 @@ def list_mix_methods(papers_only: bool = False) -> tuple[MixMethod, ...]:
     return tuple(m for m in methods if m.paper or not papers_only)
 
 
+def method_of_recipe(recipe) -> Optional[str]:
+    """The method whose recipe is the ``MODELS`` type ``recipe`` (a config's ``model.mixer.type``); None for a type
+    that is no method's recipe (a single mixer, e.g. ``'Mixup'``)."""
+    return next((m.name for m in _METHODS.values() if m.recipe == recipe), None)
+
+
 def method_title(name: str) -> str:
     """The title of method ``name``; the name itself for one that is not registered (e.g. an old result's)."""
     method = _METHODS.get(name)

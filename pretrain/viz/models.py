@@ -33,9 +33,8 @@ _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   #
 def _method_of_recipe(mixer_type):
     """The method a stage-1 config's ``model.mixer`` type builds (the recipes of the method registry,
     :mod:`pretrain.mix.methods`); a single mixer's own name otherwise ('NoMix': none)."""
-    from pretrain.mix.methods import list_mix_methods
-    recipes = {m.recipe: m.name for m in list_mix_methods()}
-    return 'none' if mixer_type == 'NoMix' else recipes.get(mixer_type, mixer_type)
+    from pretrain.mix.methods import method_of_recipe
+    return 'none' if mixer_type == 'NoMix' else method_of_recipe(mixer_type) or mixer_type
 
 
 @dataclass

@@ -29,6 +29,6 @@ tokenmix_mixer = dict(
 tokenmix_loss = dict(type='BinaryCrossEntropy', smoothing=0.0)  # run.sh --use-bce: timm BinaryCrossEntropy() on
 # the dense mixed targets (its smoothing applies only to hard labels, so 0.0 here is the same loss)
 
-use_ema = True  # main.py --model-ema default True, --model-ema-decay 0.99996 (mmengine momentum 4e-5)
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
+# EMA: main.py --model-ema default True, --model-ema-decay 0.99996 (mmengine momentum 4e-5)
+custom_hooks = [dict(type='BackboneExportHook'), _base_.ema_hook]
 randomness = dict(seed=0, diff_rank_seed=True)  # main.py --seed 0, seed + rank
