@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     # a CPU demo (mmcv's ops are built for the CPU by `make install`); set CUDA_VISIBLE_DEVICES to use a GPU
     os.environ.setdefault('CUDA_VISIBLE_DEVICES', '-1')
 
+    from mixcore.patches import install as install_patches
+    install_patches()   # before the OpenMMLab stack is imported (its pkg_resources warning): see mixcore/patches.py
     from mixseg.cli import reproduce   # tools/reproduce.py's command line
     from mixseg.reproduce.runner import fmt_time
     from mixcore.training_curves import tensorboard_available
