@@ -99,10 +99,23 @@ def finest_stride(model, default: int) -> int:
     return _as_pair(patch)[0] if patch is not None else int(default)
 
 
-def _mixer_tree(mixer):
+def mixer_tree(mixer):
+    """A mixer and, for a MixSwitch, its members (recursively)."""
     yield mixer
     for m in getattr(mixer, 'mixers', ()):  # MixSwitch members, recursively
-        yield from _mixer_tree(m)
+        yield from mixer_tree(m)
+
+
+def fit_mixer_to_model(mixer, patch_size: int, input_unit: Optional[int] = None):
+    """Give a built mixer its model's token stride (a MixSwitch passes it on to its members) and, to those that
+    take one, the finest token grid of the model (MaskMix snaps its pixel cells to it: PVT v1's 4 px)."""
+    if hasattr(mixer, 'patch_size'):
+        mixer.patch_size = patch_size
+    if input_unit is not None:
+        for m in mixer_tree(mixer):
+            if hasattr(m, 'input_unit'):
+                m.input_unit = input_unit
+    return mixer
 
 
 @MODELS.register_module()
@@ -186,20 +199,14 @@ class MixClassifier(BaseModel):
         elif getattr(mixer, 'num_classes', self.num_classes) != self.num_classes:
             raise ValueError(f'mixer.num_classes={mixer.num_classes} differs from the model\'s num_classes='
                              f'{self.num_classes}')
-        if hasattr(mixer, 'patch_size'):
-            mixer.patch_size = self.patch_size  # a MixSwitch passes it on to its members
-        unit = finest_stride(self.model, self.patch_size)
-        for m in _mixer_tree(mixer):  # MaskMix snaps its pixel cells to the finest token grid (PVT v1: 4 px)
-            if hasattr(m, 'input_unit'):
-                m.input_unit = unit
-        return mixer
+        return fit_mixer_to_model(mixer, self.patch_size, finest_stride(self.model, self.patch_size))
 
     def _check_mixer_fits_model(self):
         """Refuse, at build time, a method whose labels need the class attention of a model without a class token."""
         if self.probe is not None:
             return
 
-        bad = [m for m in _mixer_tree(self.mixer)  # the members of (nested) MixSwitches
+        bad = [m for m in mixer_tree(self.mixer)  # the members of (nested) MixSwitches
                if not hasattr(m, 'mixers') and m.needs & {'attn', 'clean_attn'}]
         if bad:
             why = '; '.join(dict.fromkeys(getattr(m, 'CLASS_ATTENTION_NEED', f'{type(m).__name__} needs class '

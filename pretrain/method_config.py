@@ -102,15 +102,9 @@ def parse_method_options(items) -> dict[str, MethodConfig]:
 def build_method_mixer(method: MethodConfig, num_classes: int, patch_size: int, input_unit: Optional[int] = None):
     """The mixer of ``method`` for a model with ``num_classes`` and a ``patch_size``-px token grid, built as
     :class:`pretrain.classifier.MixClassifier` builds it (for the figures and the benchmark)."""
+    from .classifier import fit_mixer_to_model
     from .mixers import MODELS
-    mixer = MODELS.build(dict(method.mixer, num_classes=num_classes))
-    if hasattr(mixer, 'patch_size'):
-        mixer.patch_size = patch_size
-    if input_unit is not None:
-        for m in [mixer, *getattr(mixer, 'mixers', ())]:
-            if hasattr(m, 'input_unit'):
-                m.input_unit = input_unit
-    return mixer
+    return fit_mixer_to_model(MODELS.build(dict(method.mixer, num_classes=num_classes)), patch_size, input_unit)
 
 
 def pretraining_config_text(method: MethodConfig, baseline_config) -> str:

@@ -157,6 +157,7 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
                   per_sample: bool = True, crop_pct: float = 0.875, extra_methods=None, log=print) -> list[Path]:
     """Write ``out_dir/<method>.png`` for each method with ``loaded``'s class attention (random-init model: said
     in every figure); ``extra_methods``: ``{name: MethodConfig}`` of methods of your own, drawn after them."""
+    from pretrain.classifier import mixer_tree
     from pretrain.method_config import build_method_mixer
     from pretrain.mix.methods import method_title
     g = torch.Generator().manual_seed(seed)
@@ -185,7 +186,7 @@ def visualize_mix(loaded: LoadedModel, out_dir, *, images_dir=None, rows: int = 
         pal = method == 'maskmix' and use_logits
         if method in own:   # as the classifier builds it; its draws from this figure's seeded generator
             mixer = build_method_mixer(own[method], num_classes, probe.patch_size)
-            for m in [mixer, *getattr(mixer, 'mixers', ())]:
+            for m in mixer_tree(mixer):
                 if hasattr(m, 'generator'):
                     m.generator = g
         else:

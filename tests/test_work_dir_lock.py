@@ -272,3 +272,22 @@ def test_a_lock_of_another_hosts_slurm_job_is_judged_by_the_controller(tmp_path,
         with lock_work_dir(work, log=said.append) as lock:
             assert lock.record['slurm'] == ['4243', '0']
         assert stale in said[0], said
+
+
+def test_a_finished_distributed_run_leaves_its_process_group(tmp_path):
+    """After a finished training the process group is gone (barrier, then destroy): mmengine never destroys it, and
+    a rank whose interpreter exits with gloo's threads still running can abort (SIGABRT) while rank 0 still saves,
+    which made torchrun report a finished run as failed. One rank, so the check is deterministic."""
+    config, work = _toy_config(tmp_path, 'toy_end'), tmp_path / 'work'
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(_env(tmp_path), RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(port))
+    code = ('import torch.distributed as dist; from mixseg.cli.train import main; '
+            f'main([{str(config)!r}, "--launcher", "pytorch", "--work-dir", {str(work)!r}]); '
+            'print("process group after the run:", dist.is_initialized())')
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=400)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert 'process group after the run: False' in r.stdout and list(work.glob('*.pth'))

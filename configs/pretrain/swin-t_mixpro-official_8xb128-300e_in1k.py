@@ -1,5 +1,6 @@
 _base_ = [
-    '../_base_/models/swin-t.py', '../_base_/datasets/imagenet_bs128_swin.py',
+    '../_base_/models/swin-t.py', '../_base_/methods/mixpro.py',
+    '../_base_/datasets/imagenet_bs128_swin.py',
     '../_base_/schedules/imagenet_adamw_300e_swin.py', '../_base_/default_runtime.py',
 ]
 # MixPro's released Swin recipe (fistyee/MixPro @ 53a229e:
@@ -13,8 +14,10 @@ _base_ = [
 # DeiT configs only (8 GPUs) and a generic `--nproc_per_node <num-of-gpus-to-use>` line; we assume 8 (as its DeiT
 # runs and Swin's own recipe), total 1024. main.py hard-codes BASE_LR 1e-3, WARMUP_LR 1e-6, MIN_LR 1e-5 (its
 # linear-scaling lines are commented out), so the lr does not depend on that count.
-model = dict(mixer=dict(type='mixpro_recipe', maskmix_prob=0.5, mask_patch=56, pal=False, mixup_alpha=0.8,
-                        cutmix_alpha=1.0, switch_prob=0.5, label_smoothing=0.1))
+# the method base's values are the released ones (configs/_base_/methods/mixpro.py: fistyee/MixPro config.py
+# MASKMIX_PROB 0.5, Mixup 0.8 / CutMix 1.0, switch 0.5, smoothing 0.1), and the yaml's MASK_PATCH_SIZE 56 (4×4 cells
+# on 224) and PAL_ATTN False (area labels: Swin returns no attention)
+model = dict(mixer=dict(_base_.mixer, mask_patch=56, pal=False))
 optim_wrapper = dict(clip_grad=None)  # lr 1e-3: the Swin schedule's (and main.py's constant)
 # lr_scheduler.py: timm CosineLRScheduler(t_initial=EPOCHS·n_iter, warmup_t=WARMUP_EPOCHS·n_iter, t_mul 1,
 # lr_min=MIN_LR, warmup_lr_init=WARMUP_LR, cycle_limit 1, t_in_epochs=False) — warmup_prefix not passed (False in
@@ -30,5 +33,6 @@ param_scheduler = [
          lag=1, by_epoch=True, begin=0, convert_to_iter_based=True),
 ]
 
-use_ema = False  # True: EMA of the weights (decay 0.99996), used for validation and the exported backbone
-custom_hooks = [dict(type='BackboneExportHook')] + ([_base_.ema_hook] if use_ema else [])
+# no EMA: fistyee/MixPro main.py (the Swin-Transformer training loop) keeps no model EMA; to add one:
+# custom_hooks = [dict(type='BackboneExportHook'), _base_.ema_hook]
+custom_hooks = [dict(type='BackboneExportHook')]

@@ -18,6 +18,7 @@ their count the head's; images are read as training reads them (EXIF orientation
 import argparse
 
 from mixcore.patches import install as install_patches
+from mixseg.cli.model_options import add_model_options, load_models
 
 
 def parse_args(argv=None):
@@ -35,10 +36,7 @@ def parse_args(argv=None):
     p.add_argument('--max-images', type=int, default=None, help='evaluate this many images, spread evenly')
     p.add_argument('--batch-size', type=int, default=32, help='images per forward pass (default 32)')
     p.add_argument('--workers', type=int, default=0, help='data-loading processes (default 0: in the main one)')
-    p.add_argument('--arch', help='timm model name, for .pth files without metadata (official DeiT/PVT weights)')
-    p.add_argument('--img-size', type=int, help='input size (default: the one each file records; else 224)')
-    p.add_argument('--crop-pct', type=float, default=0.875, help='centre-crop share of the resized image (timm eval)')
-    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s)')
+    add_model_options(p)
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -46,18 +44,13 @@ def parse_args(argv=None):
 def main(argv=None):
     install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
     args = parse_args(argv)
-    import torch
-
     from mixcore.weights.errors import CheckpointError
-    from pretrain.viz.models import load_model
     from pretrain.viz.occlusion import RATIOS, occlusion_robustness
-    if args.threads:
-        torch.set_num_threads(args.threads)
     ratios = tuple(args.ratios) if args.ratios else RATIOS
     if any(not 0 <= r < 1 for r in ratios):
         raise SystemExit(f'error: --ratios must lie in [0, 1), got {list(ratios)}')
     try:
-        models = [load_model(f, arch=args.arch, img_size=args.img_size, need_head=True) for f in args.checkpoint]
+        models = load_models(args, need_head=True)
         json_path, png = occlusion_robustness(
             models, args.images, args.out, ratios=ratios, seed=args.seed, patch=args.patch,
             batch_size=args.batch_size, workers=args.workers, max_images=args.max_images, crop_pct=args.crop_pct,

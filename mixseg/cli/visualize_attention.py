@@ -16,6 +16,7 @@ one forward pass.
 import argparse
 
 from mixcore.patches import install as install_patches
+from mixseg.cli.model_options import add_model_options, load_models
 
 
 def parse_args(argv=None):
@@ -26,25 +27,17 @@ def parse_args(argv=None):
                    help='folder of images, plain or in class sub-folders (ImageNet layout)')
     p.add_argument('--out', required=True, metavar='DIR', help='where the PNGs go (one per image)')
     p.add_argument('--num-images', type=int, default=4, help='images drawn, taking the classes in turn (default 4)')
-    p.add_argument('--arch', help='timm model name, for .pth files without metadata (official DeiT/PVT weights)')
-    p.add_argument('--img-size', type=int, help='input size (default: the one each file records; else 224)')
-    p.add_argument('--crop-pct', type=float, default=0.875, help='centre-crop share of the resized image (timm eval)')
-    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s)')
+    add_model_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     install_patches()  # every patch of torch/mmengine (safe loading, ...): see mixcore/patches.py
     args = parse_args(argv)
-    import torch
-
     from mixcore.weights.errors import CheckpointError
     from pretrain.viz.attention import visualize_attention
-    from pretrain.viz.models import load_model
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        models = [load_model(f, arch=args.arch, img_size=args.img_size) for f in args.checkpoint]
+        models = load_models(args)
         written = visualize_attention(models, args.images, args.out, args.num_images, args.crop_pct)
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f'error: {e}')
